@@ -1,0 +1,1 @@
+"""Top layer: FastAPI app, the rcmhub CLI and process wiring."""

@@ -1,0 +1,1 @@
+"""X12 (835 remittance, 999 acknowledgement) reading and writing."""

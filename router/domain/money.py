@@ -1,0 +1,40 @@
+"""Money in the domain: ``Decimal`` quantized to cents; integer cents at the storage edge."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from router.domain.errors import MappingError
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+
+def money(value: Decimal | int | str) -> Decimal:
+    """Return ``value`` as a Decimal with exactly two places; floats are refused."""
+    if isinstance(value, float):  # a float has already lost the cents
+        raise TypeError("money must not be built from float")
+    if isinstance(value, bool):
+        raise TypeError("money must not be built from bool")
+    try:
+        amount = Decimal(value)
+    except (InvalidOperation, ValueError) as exc:
+        raise MappingError(f"{value!r} is not an amount") from exc
+    if not amount.is_finite():
+        raise MappingError(f"{value!r} is not a finite amount")
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def to_cents(amount: Decimal) -> int:
+    """Decimal dollars -> integer cents (the storage representation)."""
+    return int(money(amount) * 100)
+
+
+def from_cents(cents: int) -> Decimal:
+    """Integer cents -> Decimal dollars with two places."""
+    return (Decimal(cents) / 100).quantize(CENT)
+
+
+def fmt(amount: Decimal) -> str:
+    """Two-place decimal string, as every JSON output shows money ("12.50")."""
+    return f"{money(amount):.2f}"
