@@ -10,6 +10,7 @@
     └── TransientError          -> retry with backoff (tenacity), then dead-letter
         ├── BrokerUnavailable
         ├── StoreUnavailable
+        ├── ConcurrencyConflict another worker committed the same thing first; re-check
         └── DeliveryFailed
 
 Library exceptions are translated where they enter (connectors/, router/adapters/) with
@@ -62,6 +63,10 @@ class BrokerUnavailable(TransientError):
 
 
 class StoreUnavailable(TransientError):
+    pass
+
+
+class ConcurrencyConflict(TransientError):
     pass
 
 

@@ -1,0 +1,24 @@
+"""FastAPI application factory: one router per resource, domain errors mapped to HTTP once."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from api.bootstrap import Hub
+from api.routes import accounts, health
+from router.domain.errors import HubError, PermanentError
+
+
+def create_app(hub: Hub) -> FastAPI:
+    app = FastAPI(title="rcmhub", version="0.1.0")
+    app.state.hub = hub
+    app.include_router(health.router)
+    app.include_router(accounts.router)
+
+    @app.exception_handler(HubError)
+    async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
+        status = 422 if isinstance(exc, PermanentError) else 503
+        return JSONResponse({"detail": exc.reason, "location": exc.location}, status_code=status)
+
+    return app

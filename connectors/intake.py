@@ -1,0 +1,96 @@
+"""Intake pipeline shared by every channel (files, MLLP, HTTP, AMQP): detect, split, decode, dispatch.
+
+Framing and transport stay in the channel; this module turns one payload into bus commands and a
+per-message result that the channel reports back (ACK, HTTP status, CLI summary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from mappings.detect import Format, detect_format
+from mappings.hl7v2 import er7
+from mappings.hl7v2.inbound import to_commands
+from router.bus import MessageBus
+from router.domain.errors import DecodeError, PermanentError, UnsupportedMessage
+
+
+class Status(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class MessageResult:
+    index: int
+    control_id: str
+    status: Status
+    reason: str | None = None
+    location: str | None = None
+
+
+@dataclass
+class FileReport:
+    file: str
+    format: Format
+    results: list[MessageResult] = field(default_factory=list)
+
+    def count(self, *statuses: Status) -> int:
+        return sum(r.status in statuses for r in self.results)
+
+    @property
+    def rejected(self) -> int:
+        return self.count(Status.REJECTED)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "file": self.file, "format": self.format.value, "messages": len(self.results),
+            "accepted": self.count(Status.ACCEPTED, Status.DUPLICATE), "rejected": self.rejected,
+            "duplicates": self.count(Status.DUPLICATE),
+            "errors": [{"message": r.index, "control_id": r.control_id, "location": r.location, "reason": r.reason}
+                       for r in self.results if r.status is Status.REJECTED],
+        }
+
+
+class Intake:
+    def __init__(self, bus: MessageBus) -> None:
+        self.bus = bus
+
+    def receive_hl7(self, raw: bytes | str, index: int = 1) -> MessageResult:
+        """Decode one HL7 v2 message and dispatch its commands; permanent errors become a rejection."""
+        control_id = ""
+        try:
+            msg = er7.parse(raw)
+            control_id = msg.control_id
+            duplicate = False
+            for command in to_commands(msg):
+                duplicate = self.bus.handle(command).duplicate
+            return MessageResult(index, control_id, Status.DUPLICATE if duplicate else Status.ACCEPTED)
+        except PermanentError as exc:
+            return MessageResult(index, control_id, Status.REJECTED, exc.reason, exc.location)
+
+    def ingest(self, data: bytes, name: str,
+               progress: Callable[[int, int], None] | None = None) -> FileReport:
+        """Process every message in one file's bytes, in order."""
+        fmt = detect_format(data)
+        report = FileReport(name, fmt)
+        if fmt is Format.HL7V2:
+            try:
+                messages = er7.split_messages(er7.decode_bytes(data))
+            except DecodeError as exc:
+                report.results.append(MessageResult(1, "", Status.REJECTED, exc.reason, exc.location))
+                return report
+            for i, message in enumerate(messages, start=1):
+                report.results.append(self.receive_hl7(message, i))
+                if progress:
+                    progress(i, len(messages))
+            return report
+        error = (UnsupportedMessage(f"{fmt.value} intake is not available in this version", location="line 1")
+                 if fmt is not Format.UNKNOWN else
+                 DecodeError("unrecognised content: expected HL7 v2 (MSH), FHIR JSON or X12 (ISA)",
+                             location="line 1"))
+        report.results.append(MessageResult(1, "", Status.REJECTED, error.reason, error.location))
+        return report

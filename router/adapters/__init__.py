@@ -1,0 +1,1 @@
+"""Persistence adapters: SQLAlchemy rows, repositories, engine set-up and Alembic migrations."""

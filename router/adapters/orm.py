@@ -1,0 +1,141 @@
+"""SQLAlchemy 2.x typed rows for the hub's tables (adapter layer).
+
+Money is stored as integer cents (``*_cents``): SQLite would keep ``Numeric`` as a float. Domain
+dataclasses are translated to and from these rows in ``repository.py`` only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PatientRow(Base):
+    __tablename__ = "patients"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mrn: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    family: Mapped[str] = mapped_column(String(120), default="")
+    given: Mapped[str] = mapped_column(String(120), default="")
+    birth_date: Mapped[date | None] = mapped_column(Date)
+
+
+class CoverageRow(Base):
+    __tablename__ = "coverages"
+    __table_args__ = (Index("uq_coverages_account_sequence", "account_id", "sequence", unique=True),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    sequence: Mapped[int] = mapped_column(Integer)
+    payer_id: Mapped[str] = mapped_column(String(64))
+    payer_name: Mapped[str] = mapped_column(String(200), default="")
+    member_id: Mapped[str] = mapped_column(String(80), default="")
+    group_number: Mapped[str] = mapped_column(String(80), default="")
+    plan: Mapped[str] = mapped_column(String(120), default="")
+
+
+class ClaimRow(Base):
+    __tablename__ = "claims"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ClaimKeyRow(Base):
+    """Every patient control number a claim was ever sent under (CLP01 matching)."""
+
+    __tablename__ = "claim_keys"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+
+
+class ChargeLineRow(Base):
+    __tablename__ = "charge_lines"
+    __table_args__ = (Index("uq_charge_lines_claim_line", "claim_id", "line_no", unique=True),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    service_date: Mapped[date] = mapped_column(Date)
+    code: Mapped[str] = mapped_column(String(20))
+    modifiers: Mapped[str] = mapped_column(String(40), default="")  # ":"-joined
+    units: Mapped[str] = mapped_column(String(16), default="1")  # decimal text, exact
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    line_control: Mapped[str | None] = mapped_column(String(50))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    diagnoses: Mapped[str] = mapped_column(String(200), default="")
+    performer: Mapped[str] = mapped_column(String(120), default="")
+    entry_key: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class LedgerRow(Base):
+    """One append-only ledger entry; never updated, never deleted."""
+
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"), index=True)
+    line_no: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    responsibility: Mapped[str] = mapped_column(String(16))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    source_id: Mapped[str] = mapped_column(String(255), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    reverses: Mapped[str | None] = mapped_column(String(255), unique=True)
+    reversed_kind: Mapped[str | None] = mapped_column(String(32))
+    effective_date: Mapped[date | None] = mapped_column(Date)
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    payer: Mapped[str | None] = mapped_column(String(64))
+    coverage_seq: Mapped[int | None] = mapped_column(Integer)
+    trace_number: Mapped[str | None] = mapped_column(String(80))
+    payer_claim_number: Mapped[str | None] = mapped_column(String(80))
+    group_code: Mapped[str | None] = mapped_column(String(4))
+    reason_code: Mapped[str | None] = mapped_column(String(8))
+    memo: Mapped[str | None] = mapped_column(Text)
+
+
+class InboxRow(Base):
+    """Commands already handled, by source id: the first line of idempotency."""
+
+    __tablename__ = "inbox"
+    source_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    command: Mapped[str] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+    processed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboxRow(Base):
+    """Events written in the same transaction as the ledger rows; relayed after commit."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(String(255), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)

@@ -1,0 +1,196 @@
+"""Repositories: translate domain dataclasses to and from rows, inside one session (adapter layer)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from router.adapters.orm import (
+    AccountRow,
+    ChargeLineRow,
+    ClaimKeyRow,
+    ClaimRow,
+    CoverageRow,
+    InboxRow,
+    LedgerRow,
+    OutboxRow,
+    PatientRow,
+)
+from router.domain.ledger import EntryKind, LedgerEntry, Responsibility
+from router.domain.model import ChargeLine, Claim, Coverage, Patient
+from router.domain.money import from_cents, to_cents
+
+
+class AccountRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._ids: dict[str, int] = {}
+
+    def id_for(self, number: str, *, create: bool = True) -> int | None:
+        if number in self._ids:
+            return self._ids[number]
+        row_id = self.session.scalar(select(AccountRow.id).where(AccountRow.number == number))
+        if row_id is None and create:
+            row = AccountRow(number=number)
+            self.session.add(row)
+            self.session.flush()
+            row_id = row.id
+        if row_id is not None:
+            self._ids[number] = row_id
+        return row_id
+
+    def number_for(self, account_id: int) -> str:
+        return self.session.execute(select(AccountRow.number).where(AccountRow.id == account_id)).scalar_one()
+
+    def upsert_patient(self, account: str, patient: Patient) -> int:
+        row = self.session.scalar(select(PatientRow).where(PatientRow.mrn == patient.mrn))
+        if row is None:
+            row = PatientRow(mrn=patient.mrn)
+            self.session.add(row)
+        row.account_id = self.id_for(account)
+        row.family, row.given = patient.family or row.family or "", patient.given or row.given or ""
+        row.birth_date = patient.birth_date or row.birth_date
+        self.session.flush()
+        return row.id
+
+    def upsert_coverage(self, account: str, coverage: Coverage) -> None:
+        account_id = self.id_for(account)
+        row = self.session.scalar(select(CoverageRow).where(
+            CoverageRow.account_id == account_id, CoverageRow.sequence == coverage.sequence))
+        if row is None:
+            row = CoverageRow(account_id=account_id, sequence=coverage.sequence)
+            self.session.add(row)
+        row.payer_id, row.payer_name = coverage.payer_id, coverage.payer_name
+        row.member_id, row.group_number, row.plan = coverage.member_id, coverage.group_number, coverage.plan
+
+    def coverages(self, account: str) -> list[Coverage]:
+        rows = self.session.scalars(select(CoverageRow).join(AccountRow).where(
+            AccountRow.number == account).order_by(CoverageRow.sequence))
+        return [Coverage(r.sequence, r.payer_id, r.payer_name, r.member_id, r.group_number, r.plan)
+                for r in rows]
+
+
+class ClaimRepository:
+    def __init__(self, session: Session, accounts: AccountRepository) -> None:
+        self.session = session
+        self.accounts = accounts
+
+    def id_for(self, key: str) -> int | None:
+        return self.session.scalar(select(ClaimKeyRow.claim_id).where(ClaimKeyRow.key == key))
+
+    def get_or_create(self, key: str, account: str, patient_id: int | None) -> int:
+        claim_id = self.id_for(key)
+        if claim_id is None:
+            row = ClaimRow(key=key, account_id=self.accounts.id_for(account), patient_id=patient_id)
+            self.session.add(row)
+            self.session.flush()
+            self.session.add(ClaimKeyRow(key=key, claim_id=row.id))
+            claim_id = row.id
+        return claim_id
+
+    def next_line_no(self, claim_id: int) -> int:
+        rows = self.session.scalars(select(ChargeLineRow.line_no).where(ChargeLineRow.claim_id == claim_id))
+        return max(rows, default=0) + 1
+
+    def add_line(self, claim_id: int, line: ChargeLine, entry_key: str) -> None:
+        self.session.add(ChargeLineRow(
+            claim_id=claim_id, line_no=line.line_no, service_date=line.service_date, code=line.code,
+            modifiers=":".join(line.modifiers), units=str(line.units), amount_cents=to_cents(line.amount),
+            line_control=line.line_control, description=line.description,
+            diagnoses=":".join(line.diagnoses), performer=line.performer, entry_key=entry_key))
+
+    def get(self, key: str) -> Claim | None:
+        claim_id = self.id_for(key)
+        if claim_id is None:
+            return None
+        row = self.session.get_one(ClaimRow, claim_id)
+        lines = self.session.scalars(select(ChargeLineRow).where(ChargeLineRow.claim_id == claim_id)
+                                     .order_by(ChargeLineRow.line_no))
+        mrn = self.session.scalar(select(PatientRow.mrn).where(PatientRow.id == row.patient_id))
+        return Claim(key=row.key, account=self.accounts.number_for(row.account_id), patient_mrn=mrn, lines=tuple(
+            ChargeLine(line_no=r.line_no, service_date=r.service_date, code=r.code, amount=from_cents(r.amount_cents),
+                       units=Decimal(r.units), modifiers=tuple(filter(None, r.modifiers.split(":"))),
+                       line_control=r.line_control, description=r.description,
+                       diagnoses=tuple(filter(None, r.diagnoses.split(":"))), performer=r.performer)
+            for r in lines))
+
+
+class LedgerRepository:
+    def __init__(self, session: Session, accounts: AccountRepository, claims: ClaimRepository) -> None:
+        self.session = session
+        self.accounts = accounts
+        self.claims = claims
+
+    def append(self, entries: Sequence[LedgerEntry]) -> int:
+        """Insert entries; an idempotency key already present is skipped. Returns rows inserted.
+
+        ``ON CONFLICT DO NOTHING ... RETURNING`` tells inserted rows apart on both dialects
+        (psycopg 3 reports rowcount -1 for ON CONFLICT inserts, so rowcount cannot be used).
+        """
+        if not entries:
+            return 0
+        values = [self._row(e) for e in entries]
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (insert(LedgerRow).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(LedgerRow.id))
+        return len(self.session.execute(stmt, values).all())
+
+    def _row(self, e: LedgerEntry) -> dict[str, object]:
+        claim_id = self.claims.id_for(e.claim) if e.claim else None
+        return {
+            "account_id": self.accounts.id_for(e.account), "claim_id": claim_id, "line_no": e.charge_line,
+            "kind": e.kind.value, "responsibility": e.responsibility.value, "amount_cents": to_cents(e.amount),
+            "source_id": e.source_id, "idempotency_key": e.idempotency_key, "reverses": e.reverses,
+            "reversed_kind": e.reversed_kind.value if e.reversed_kind else None,
+            "effective_date": e.effective_date, "payer": e.payer, "coverage_seq": e.coverage_seq,
+            "trace_number": e.trace_number, "payer_claim_number": e.payer_claim_number,
+            "group_code": e.group_code, "reason_code": e.reason_code, "memo": e.memo,
+        }
+
+    def get(self, idempotency_key: str) -> LedgerEntry | None:
+        row = self.session.scalar(select(LedgerRow).where(LedgerRow.idempotency_key == idempotency_key))
+        return self._entry(row) if row else None
+
+    def is_reversed(self, idempotency_key: str) -> bool:
+        return self.session.scalar(select(LedgerRow.id).where(LedgerRow.reverses == idempotency_key)) is not None
+
+    def for_account(self, account: str) -> list[LedgerEntry]:
+        rows = self.session.scalars(select(LedgerRow).join(AccountRow).where(AccountRow.number == account)
+                                    .order_by(LedgerRow.id))
+        return [self._entry(r) for r in rows]
+
+    def _entry(self, r: LedgerRow) -> LedgerEntry:
+        claim = self.session.scalar(select(ClaimRow.key).where(ClaimRow.id == r.claim_id)) if r.claim_id else None
+        return LedgerEntry(
+            account=self.accounts.number_for(r.account_id), kind=EntryKind(r.kind),
+            responsibility=Responsibility(r.responsibility), amount=from_cents(r.amount_cents),
+            idempotency_key=r.idempotency_key, source_id=r.source_id, claim=claim, charge_line=r.line_no,
+            effective_date=r.effective_date, reverses=r.reverses,
+            reversed_kind=EntryKind(r.reversed_kind) if r.reversed_kind else None, payer=r.payer,
+            coverage_seq=r.coverage_seq, trace_number=r.trace_number, payer_claim_number=r.payer_claim_number,
+            group_code=r.group_code, reason_code=r.reason_code, memo=r.memo)
+
+
+class InboxRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def digest_of(self, source_id: str) -> str | None:
+        return self.session.scalar(select(InboxRow.digest).where(InboxRow.source_id == source_id))
+
+    def add(self, source_id: str, command: str, digest: str) -> None:
+        self.session.add(InboxRow(source_id=source_id, command=command, digest=digest))
+
+
+class OutboxRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Each row: (event type, source id, JSON payload)."""
+        self.session.add_all(OutboxRow(event_type=t, source_id=s, payload=p) for t, s, p in rows)

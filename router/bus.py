@@ -1,0 +1,81 @@
+"""The message bus seam: commands go to one handler inside a unit of work, guarded by the inbox.
+
+``InProcessBus`` is the embedded default; the RabbitMQ transport moves commands between processes
+and calls the same ``InProcessBus.handle`` in the worker, so effects are identical in both modes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from router.domain.commands import Command
+from router.domain.errors import ConcurrencyConflict, DomainViolation
+from router.domain.events import Event
+from router.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any, UnitOfWork], Sequence[Event]]
+Listener = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    source_id: str
+    duplicate: bool = False
+    events: tuple[Event, ...] = field(default=())
+
+
+class MessageBus(Protocol):
+    def handle(self, command: Command) -> Outcome: ...
+
+
+def to_json(message: Command | Event) -> str:
+    """Canonical JSON of a command or event (Decimal and dates as strings)."""
+    return json.dumps(asdict(message), sort_keys=True, default=str, separators=(",", ":"))
+
+
+def digest(command: Command) -> str:
+    return hashlib.sha256(f"{type(command).__name__}:{to_json(command)}".encode()).hexdigest()
+
+
+class InProcessBus:
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], handlers: Mapping[type[Command], Handler],
+                 listeners: Mapping[type[Event], Sequence[Listener]] | None = None) -> None:
+        self.uow_factory = uow_factory
+        self.handlers = handlers
+        self.listeners = listeners or {}
+
+    def handle(self, command: Command) -> Outcome:
+        handler = self.handlers[type(command)]
+        fingerprint = digest(command)
+        try:
+            outcome = self._once(command, handler, fingerprint)
+        except ConcurrencyConflict:
+            # Another worker committed this source id (or a key it writes) first: re-check once.
+            outcome = self._once(command, handler, fingerprint)
+        for event in outcome.events:
+            for listener in self.listeners.get(type(event), ()):
+                listener(event)
+        return outcome
+
+    def _once(self, command: Command, handler: Handler, fingerprint: str) -> Outcome:
+        with self.uow_factory() as uow:
+            seen = uow.inbox.digest_of(command.source_id)
+            if seen is not None:
+                if seen != fingerprint:
+                    raise DomainViolation(
+                        f"source id {command.source_id!r} was already processed with different content")
+                return Outcome(command.source_id, duplicate=True)
+            events = tuple(handler(command, uow))
+            uow.inbox.add(command.source_id, type(command).__name__, fingerprint)
+            uow.outbox.add((type(e).__name__, e.source_id, to_json(e)) for e in events)
+            uow.commit()
+        # Source ids may embed account or claim numbers (PHI): log the digest, never the id.
+        log.info("handled %s digest=%s events=%d", type(command).__name__, fingerprint[:12], len(events))
+        return Outcome(command.source_id, events=events)

@@ -1,0 +1,60 @@
+"""Commands: imperative requests to change the ledger, each carrying its wire-derived ``source_id``.
+
+``source_id`` is the idempotency key built from the wire, e.g. ``hl7:{MSH-4}:{MSH-10}`` or
+``835:{ISA06}:{ISA13}:{ST02}:{CLP01}:{n}``; the inbox keeps each one once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from router.domain.ledger import EntryKind, Responsibility
+from router.domain.model import ChargeLine, Coverage, Patient
+
+
+@dataclass(frozen=True)
+class Command:
+    source_id: str
+
+
+@dataclass(frozen=True)
+class EmrTransaction:
+    """A non-charge financial transaction the EMR sent (FT1-6 payment, adjustment, credit)."""
+
+    line_no: int
+    kind: EntryKind
+    responsibility: Responsibility
+    amount: Decimal  # signed effect on the bucket, as in the ledger
+    transaction_date: date
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class PostCharges(Command):
+    """Post an encounter's charge lines (and any EMR payments/credits) under a claim key."""
+
+    account: str
+    claim_key: str
+    patient: Patient | None
+    charges: tuple[ChargeLine, ...]
+    transactions: tuple[EmrTransaction, ...] = ()
+    coverages: tuple[Coverage, ...] = ()
+
+
+@dataclass(frozen=True)
+class PostPatientPayment(Command):
+    account: str
+    amount: Decimal
+    method: str  # cash, check, card, wallet, ach
+    received_on: date
+    reference: str = ""  # check number or gateway payment id; never a card number
+
+
+@dataclass(frozen=True)
+class ReverseEntry(Command):
+    """Cancel one ledger entry exactly (the correction for a mistaken posting)."""
+
+    idempotency_key: str
+    reason: str

@@ -1,0 +1,32 @@
+"""Events: past-tense facts the router emits after a commit (kept in the outbox)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Event:
+    source_id: str
+
+
+@dataclass(frozen=True)
+class ChargesPosted(Event):
+    account: str
+    claim_key: str
+    total: Decimal
+    lines: int
+
+
+@dataclass(frozen=True)
+class PatientPaymentPosted(Event):
+    account: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class EntryReversed(Event):
+    account: str
+    idempotency_key: str
+    amount: Decimal

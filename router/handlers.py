@@ -1,0 +1,78 @@
+"""Command handlers ``verb_noun(cmd, uow) -> events``, registered in ``HANDLERS``.
+
+Handlers never commit: the bus wraps each one with the inbox check and the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from router.domain import commands, events
+from router.domain.errors import DomainViolation
+from router.domain.ledger import EntryKind, LedgerEntry, Responsibility, reversal_of, transfer_legs
+from router.domain.money import ZERO
+from router.unit_of_work import UnitOfWork
+
+
+def post_charges(cmd: commands.PostCharges, uow: UnitOfWork) -> Sequence[events.Event]:
+    patient_id = uow.accounts.upsert_patient(cmd.account, cmd.patient) if cmd.patient else None
+    for coverage in cmd.coverages:
+        uow.accounts.upsert_coverage(cmd.account, coverage)
+    self_pay = not cmd.coverages and not uow.accounts.coverages(cmd.account)
+    claim_id = uow.claims.get_or_create(cmd.claim_key, cmd.account, patient_id)
+    first_line = uow.claims.next_line_no(claim_id)
+    entries: list[LedgerEntry] = []
+    total = ZERO
+    for n, charge in enumerate(cmd.charges):
+        key = f"{cmd.source_id}:charge:{n + 1}"
+        line = replace(charge, line_no=first_line + n)
+        uow.claims.add_line(claim_id, line, key)
+        entry = LedgerEntry(cmd.account, EntryKind.CHARGE, Responsibility.INSURANCE, line.amount, key,
+                            cmd.source_id, claim=cmd.claim_key, charge_line=line.line_no,
+                            effective_date=line.service_date)
+        entries.append(entry)
+        total += line.amount
+        if self_pay:  # no coverage on file: the patient owes the charge from the start
+            entries += transfer_legs(LedgerEntry(
+                cmd.account, EntryKind.TRANSFER_TO_PATIENT, Responsibility.PATIENT, line.amount,
+                f"{key}:self-pay", cmd.source_id, claim=cmd.claim_key, charge_line=line.line_no,
+                effective_date=line.service_date, memo="self-pay: no coverage on file"))
+    for tx in cmd.transactions:
+        responsibility = tx.responsibility
+        if tx.kind is EntryKind.CHARGE_CREDIT and self_pay:
+            responsibility = Responsibility.PATIENT
+        entries.append(LedgerEntry(cmd.account, tx.kind, responsibility, tx.amount,
+                                   f"{cmd.source_id}:tx:{tx.line_no}", cmd.source_id, claim=cmd.claim_key,
+                                   effective_date=tx.transaction_date, memo=tx.code or None))
+    uow.ledger.append(entries)
+    return [events.ChargesPosted(cmd.source_id, cmd.account, cmd.claim_key, total, len(cmd.charges))]
+
+
+def post_patient_payment(cmd: commands.PostPatientPayment, uow: UnitOfWork) -> Sequence[events.Event]:
+    if cmd.amount <= 0:
+        raise DomainViolation(f"a patient payment must be positive, got {cmd.amount}")
+    uow.ledger.append([LedgerEntry(cmd.account, EntryKind.PATIENT_PAYMENT, Responsibility.PATIENT, -cmd.amount,
+                                   f"{cmd.source_id}:payment", cmd.source_id, effective_date=cmd.received_on,
+                                   memo=f"{cmd.method} {cmd.reference}".strip())])
+    return [events.PatientPaymentPosted(cmd.source_id, cmd.account, cmd.amount)]
+
+
+def reverse_entry(cmd: commands.ReverseEntry, uow: UnitOfWork) -> Sequence[events.Event]:
+    original = uow.ledger.get(cmd.idempotency_key)
+    if original is None:
+        raise DomainViolation(f"no ledger entry {cmd.idempotency_key!r} to reverse")
+    if uow.ledger.is_reversed(cmd.idempotency_key):
+        raise DomainViolation(f"ledger entry {cmd.idempotency_key!r} is already reversed")
+    reversal = reversal_of(original, idempotency_key=f"{cmd.source_id}:reversal", source_id=cmd.source_id,
+                           memo=cmd.reason)
+    uow.ledger.append([reversal])
+    return [events.EntryReversed(cmd.source_id, original.account, original.idempotency_key, reversal.amount)]
+
+
+HANDLERS: dict[type[commands.Command], Callable[[Any, UnitOfWork], Sequence[events.Event]]] = {
+    commands.PostCharges: post_charges,
+    commands.PostPatientPayment: post_patient_payment,
+    commands.ReverseEntry: reverse_entry,
+}

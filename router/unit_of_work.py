@@ -1,0 +1,66 @@
+"""Unit of work: one database transaction around a command; it rolls back unless committed."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from router.adapters.repository import (
+    AccountRepository,
+    ClaimRepository,
+    InboxRepository,
+    LedgerRepository,
+    OutboxRepository,
+)
+from router.domain.errors import ConcurrencyConflict, StoreUnavailable
+
+
+class UnitOfWork:
+    accounts: AccountRepository
+    claims: ClaimRepository
+    ledger: LedgerRepository
+    inbox: InboxRepository
+    outbox: OutboxRepository
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self.session_factory = session_factory
+        self.committed = False
+
+    def __enter__(self) -> Self:
+        self.committed = False
+        self.session = self.session_factory()
+        self.accounts = AccountRepository(self.session)
+        self.claims = ClaimRepository(self.session, self.accounts)
+        self.ledger = LedgerRepository(self.session, self.accounts, self.claims)
+        self.inbox = InboxRepository(self.session)
+        self.outbox = OutboxRepository(self.session)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if not self.committed:
+                self.session.rollback()
+        finally:
+            self.session.close()
+        if isinstance(exc, DBAPIError):
+            raise translate(exc) from exc
+
+    def commit(self) -> None:
+        try:
+            self.session.commit()
+        except DBAPIError as exc:
+            raise translate(exc) from exc
+        self.committed = True
+
+
+def translate(exc: DBAPIError) -> Exception:
+    """Map a database error to the hub's tree: lost connections are transient, races are conflicts."""
+    if isinstance(exc, IntegrityError):
+        return ConcurrencyConflict(f"a concurrent transaction wrote the same key: {exc.orig}")
+    if isinstance(exc, OperationalError) or exc.connection_invalidated:
+        return StoreUnavailable(f"database unavailable: {type(exc.orig).__name__}")
+    return exc
