@@ -123,5 +123,5 @@ def summary(tx: Remittance, findings: Sequence[Finding]) -> dict[str, Any]:
                 "message": f.message,
             }
             for f in findings
-        ],  # fmt: skip
+        ],
     }
