@@ -23,9 +23,7 @@ def _unequal(
     rule: str, severity: Severity, location: str, expected: Decimal, actual: Decimal, message: str,
     segment_id: str | None, segment_in_set: int | None, element: int | None,
 ) -> Finding:  # fmt: skip
-    return Finding(
-        rule, severity, location, fmt(expected), fmt(actual), message, segment_id, segment_in_set, element
-    )
+    return Finding(rule, severity, location, fmt(expected), fmt(actual), message, segment_id, segment_in_set, element)
 
 
 def check_claim(claim: Claim, in_set: int = 0) -> list[Finding]:

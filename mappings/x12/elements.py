@@ -17,13 +17,21 @@ _DECIMAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
 _MAX_DIGITS = 18  # X12 R/N elements are at most 18 digits
 
 
-class ElementError(MappingError):
+class SegmentError(MappingError):
+    """A segment missing or out of place; keeps what a 999 IK3 reports (IK304 2 unexpected, 3 missing)."""
+
+    def __init__(self, reason: str, segment_id: str, position: int, *, code: str, location: str | None = None) -> None:
+        super().__init__(reason, location=location or f"segment {position} ({segment_id})")
+        self.segment_id = segment_id
+        self.segment_position = position
+        self.segment_code = code
+
+
+class ElementError(SegmentError):
     """A required element is missing or invalid; keeps what a 999 IK3/IK4 reports."""
 
     def __init__(self, reason: str, seg: Segment, element: int, *, code: str = "1") -> None:
-        super().__init__(reason, location=seg.where)
-        self.segment_id = seg.id
-        self.segment_position = seg.position
+        super().__init__(reason, seg.id, seg.position, code="8")
         self.element = element
         self.code = code  # 999 IK403: 1 missing, 6 invalid character, 8 invalid date
         self.bad_value = seg.el(element)

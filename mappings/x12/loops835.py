@@ -33,7 +33,6 @@ from mappings.x12.model835 import (
     Severity,
 )
 from mappings.x12.segments import Segment, Separators
-from router.domain.errors import MappingError
 
 # Segments the hub does not use (addresses, contacts, delivery method); read past them quietly.
 _IGNORED = frozenset({"N3", "N4", "PER", "RDM", "CUR", "N2"})
@@ -167,7 +166,7 @@ class TransactionBuilder:
 
     def _ts(self, seg: Segment) -> None:
         if not self.headers or self.claim is not None:
-            raise MappingError(f"{seg.id} outside loop 2000 (after LX)", location=seg.where)
+            raise el.SegmentError(f"{seg.id} outside loop 2000 (after LX)", seg.id, seg.position, code="2")
         last = self.headers[-1]
         if seg.id == "TS3":
             self.headers[-1] = HeaderNumber(last.number, seg.elements, last.ts2)
@@ -184,7 +183,7 @@ class TransactionBuilder:
 
     def _in_claim(self, seg: Segment) -> _Claim:
         if self.claim is None:
-            raise MappingError(f"{seg.id} outside a claim (loop 2100 needs CLP first)", location=seg.where)
+            raise el.SegmentError(f"{seg.id} outside a claim (CLP first)", seg.id, seg.position, code="2")
         return self.claim
 
     def _cas(self, seg: Segment) -> None:
@@ -231,7 +230,7 @@ class TransactionBuilder:
 
     def _lq(self, seg: Segment) -> None:
         if self.service is None:
-            raise MappingError("LQ outside a service line (loop 2110)", location=seg.where)
+            raise el.SegmentError("LQ outside a service line (loop 2110)", "LQ", seg.position, code="2")
         if seg.el(1) == "HE":
             self.service.remarks.append(el.required(seg, 2, "2110"))
 
@@ -285,9 +284,9 @@ class TransactionBuilder:
     def finish(self, se: Segment, findings: tuple[Finding, ...]) -> Remittance:
         self._close_claim()
         if self.payment is None:
-            raise MappingError("header/BPR missing", location=se.where)
+            raise el.SegmentError("header/BPR missing", "BPR", se.position, code="3", location=se.where)
         if self.trn is None:
-            raise MappingError("header/TRN missing", location=se.where)
+            raise el.SegmentError("header/TRN missing", "TRN", se.position, code="3", location=se.where)
         return Remittance(
             self.envelope, self.st.el(2), self.st.el(3), self.payment, self.trn.el(2), self.trn.el(3),
             self.production_date.value if self.production_date else None, tuple(self.refs),
@@ -298,6 +297,6 @@ class TransactionBuilder:
 
     def _party(self, entity: str, loop: str, se: Segment) -> Party:
         if entity not in self.parties:
-            raise MappingError(f"{loop}/N1*{entity} missing", location=se.where)
+            raise el.SegmentError(f"{loop}/N1*{entity} missing", "N1", se.position, code="3", location=se.where)
         seg, refs = self.parties[entity]
         return Party(entity, seg.el(2), seg.el(3), seg.el(4), tuple(refs))

@@ -104,34 +104,24 @@ class _EnvelopeReader:
         if self.gs is not None:
             self._note(_finding("envelope/ge-missing", self.gs, "GE", "end of file", "file ends without GE"))
         if self.isa is not None:
-            self._note(
-                _finding("envelope/iea-missing", self.isa, "IEA", "end of file", "file ends without IEA")
-            )
+            self._note(_finding("envelope/iea-missing", self.isa, "IEA", "end of file", "file ends without IEA"))
         if self.pending is None:
-            raise DecodeError(
-                "no transaction set (ST..SE) in the interchange", location=f"segment {seg.position}"
-            )
+            raise DecodeError("no transaction set (ST..SE) in the interchange", location=f"segment {seg.position}")
         yield self.pending
 
     def _open_group(self, gs: Segment, isa: Segment) -> None:
         self.gs, self.sets = gs, 0
         self.groups += 1
         i, g = isa.el, gs.el
-        self.envelope = Envelope(
-            i(5), i(6).strip(), i(7), i(8).strip(), i(13), i(15), g(1), g(2), g(3), g(6), g(8)
-        )
+        self.envelope = Envelope(i(5), i(6).strip(), i(7), i(8).strip(), i(13), i(15), g(1), g(2), g(3), g(6), g(8))
 
     def _close_group(self, ge: Segment) -> None:
         if self.gs is None:
             raise DecodeError("GE without GS", location=ge.where)
         if ge.el(2) != self.gs.el(6):
-            self._note(
-                _finding("envelope/ge02-control", ge, self.gs.el(6), ge.el(2), "GE02 does not match GS06")
-            )
+            self._note(_finding("envelope/ge02-control", ge, self.gs.el(6), ge.el(2), "GE02 does not match GS06"))
         if ge.el(1) != str(self.sets):
-            self._note(
-                _finding("envelope/ge01-count", ge, self.sets, ge.el(1), "GE01 is not the number of sets")
-            )
+            self._note(_finding("envelope/ge01-count", ge, self.sets, ge.el(1), "GE01 is not the number of sets"))
         self.gs = None
 
     def _close_interchange(self, iea: Segment) -> None:
@@ -169,9 +159,7 @@ class _EnvelopeReader:
             if seg.id == "SE":
                 return self._close_set(st, seg, builder, error, findings)
             if seg.id in ("ST", "GE", "GS", "IEA", "ISA"):
-                raise DecodeError(
-                    f"{seg.id} inside transaction set {st.el(2)!r} (SE missing)", location=seg.where
-                )
+                raise DecodeError(f"{seg.id} inside transaction set {st.el(2)!r} (SE missing)", location=seg.where)
             if builder is not None and error is None:
                 try:
                     builder.feed(seg)
@@ -185,13 +173,9 @@ class _EnvelopeReader:
     ) -> TransactionResult:  # fmt: skip
         count = se.position - st.position + 1
         if se.el(2) != st.el(2):
-            findings.append(
-                _finding("envelope/se02-control", se, st.el(2), se.el(2), "SE02 does not match ST02")
-            )
+            findings.append(_finding("envelope/se02-control", se, st.el(2), se.el(2), "SE02 does not match ST02"))
         if se.el(1) != str(count):
-            findings.append(
-                _finding("envelope/se01-count", se, count, se.el(1), "SE01 is not the segment count")
-            )
+            findings.append(_finding("envelope/se01-count", se, count, se.el(1), "SE01 is not the segment count"))
         remittance = None
         if builder is not None and error is None:
             try:

@@ -141,9 +141,7 @@ class SegmentReader:
                 if not restart:
                     break
             if len(buf) > MAX_SEGMENT_CHARS:
-                raise DecodeError(
-                    f"no segment terminator within {MAX_SEGMENT_CHARS} characters", location=self._here()
-                )
+                raise DecodeError(f"no segment terminator within {MAX_SEGMENT_CHARS} characters", location=self._here())
         if buf.strip(_WHITESPACE):
             raise DecodeError("file ends inside a segment (missing terminator)", location=self._here())
         if self.position == 0:
