@@ -158,7 +158,9 @@ class MllpServer:
         decoder = MllpDecoder(self.max_frame_size)
         while not self._stopping:
             try:
-                data = await asyncio.wait_for(reader.read(_READ_SIZE), self.idle_timeout)
+                # asyncio.timeout, unlike wait_for on 3.11, spawns no task per read.
+                async with asyncio.timeout(self.idle_timeout):
+                    data = await reader.read(_READ_SIZE)
             except TimeoutError:
                 self.stats.idle_timeouts += 1
                 log.info("MLLP connection from %s idle for %ss, closing", peer, self.idle_timeout)
