@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from api.bootstrap import Hub, build
@@ -57,9 +57,11 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files to process (H
                       console=err, transient=True, disable=not err.is_terminal) as progress:
             for path in paths:
                 task = progress.add_task(path.name, total=None)
-                reports.append(hub.intake.ingest(path.read_bytes(), str(path),
-                                                 lambda done, total, t=task: progress.update(t, completed=done,
-                                                                                             total=total)))
+
+                def advance(done: int, total: int, task: TaskID = task) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                reports.append(hub.intake.ingest(path.read_bytes(), str(path), advance))
     except HubError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc

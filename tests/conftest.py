@@ -1,6 +1,5 @@
-"""Shared fixtures. The database under test is SQLite unless RCMHUB_TEST_DATABASE_URL names another
-(CI runs the suite once on SQLite and once on PostgreSQL). Tests isolate by random identifiers, not
-by truncating tables."""
+"""Shared fixtures. Database-backed tests run once per backend (SQLite and PostgreSQL; narrow with
+RCMHUB_TEST_BACKENDS=sqlite). Tests isolate by random identifiers, not by truncating tables."""
 
 from __future__ import annotations
 
@@ -10,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from services import postgres_url
 
 from api.bootstrap import Hub, build
 from api.settings import Settings
@@ -17,11 +17,14 @@ from api.settings import Settings
 SAMPLES = Path(__file__).parent / "samples"
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = os.environ.get("RCMHUB_TEST_DATABASE_URL")
-    if url:
-        return url
+BACKENDS = [b for b in os.environ.get("RCMHUB_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Every database-backed test runs on SQLite (embedded) and PostgreSQL (production)."""
+    if request.param == "postgresql":
+        return postgres_url()
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'rcmhub-test.db'}"
 
 

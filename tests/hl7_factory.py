@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from mappings.hl7v2.er7 import segment
+
 
 @dataclass
 class Ft1:
@@ -46,10 +48,3 @@ class Dft:
                                         36: "MEMBER1"}))
         return sep.join(segs) + sep
 
-
-def segment(name: str, fields: dict[int, str]) -> str:
-    """An ER7 segment with ``fields`` at their HL7 positions (not for MSH)."""
-    values = [""] * max(fields)
-    for n, value in fields.items():
-        values[n - 1] = value
-    return "|".join([name, *values])

@@ -36,7 +36,7 @@ def patient_of(pid: Segment) -> Patient:
 
 
 def coverages_of(msg: Message) -> tuple[Coverage, ...]:
-    found = []
+    found: list[Coverage] = []
     for in1 in msg.all("IN1"):
         sequence = in1.get(1) or str(len(found) + 1)
         if not sequence.isdigit():

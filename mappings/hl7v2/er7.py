@@ -212,3 +212,20 @@ def parse_date(value: str, location: str) -> date:
         return date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
     except ValueError:
         raise MappingError(f"{value!r} is not a date (YYYYMMDD)", location=location) from None
+
+
+def escape(value: str, seps: Separators = Separators()) -> str:
+    """Escape delimiter characters in a data value (the inverse of ``unescape``)."""
+    e = seps.escape
+    out = value.replace(e, f"{e}E{e}")
+    for attr, code in (("field", "F"), ("component", "S"), ("subcomponent", "T"), ("repetition", "R")):
+        out = out.replace(getattr(seps, attr), f"{e}{code}{e}")
+    return out
+
+
+def segment(name: str, fields: dict[int, str]) -> str:
+    """Encode a non-MSH segment with ``fields`` at their HL7 positions; values are already ER7 text."""
+    values = [""] * max(fields, default=0)
+    for n, value in fields.items():
+        values[n - 1] = value
+    return "|".join([name, *values])

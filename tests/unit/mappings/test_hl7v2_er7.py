@@ -43,7 +43,8 @@ def test_custom_separators_from_msh_are_honoured() -> None:
 
 
 def test_escape_sequences_are_decoded() -> None:
-    msg = er7.parse("MSH|^~\\&|A|F|B|C|1||ADT^A08|C1|P|2.5\rNTE|1||a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\X41\\\\.br\\g\\H\\h")
+    msg = er7.parse("MSH|^~\\&|A|F|B|C|1||ADT^A08|C1|P|2.5\r"
+                    "NTE|1||a\\F\\b\\S\\c\\T\\d\\R\\e\\E\\f\\X41\\\\.br\\g\\H\\h")
     assert msg.one("NTE").get(3) == "a|b^c&d~e\\fA\ngh"
 
 
@@ -66,8 +67,8 @@ def test_msh_field_numbering_counts_the_field_separator_as_msh_1() -> None:
 def test_utf8_bom_and_declared_latin1_and_undeclared_cp1252_bytes_decode() -> None:
     latin1 = "MSH|^~\\&|A|F|B|C|1||ADT^A08|C1|P|2.5||||||8859/1\rPID|1||M||MÜLLER".encode("latin-1")
     assert er7.parse(latin1).one("PID").get(5) == "MÜLLER"
-    cp1252 = "MSH|^~\\&|A|F|B|C|1||ADT^A08|C1|P|2.5\rPID|1||M||O’BRIEN".encode("cp1252")
-    assert er7.parse(cp1252).one("PID").get(5) == "O’BRIEN"
+    cp1252 = "MSH|^~\\&|A|F|B|C|1||ADT^A08|C1|P|2.5\rPID|1||M||O\u2019BRIEN".encode("cp1252")
+    assert er7.parse(cp1252).one("PID").get(5) == "O\u2019BRIEN"
     bom = b"\xef\xbb\xbf" + "MSH|^~\\&|A|F|B|C|1||ADT^A08|C1|P|2.5\rPID|1||M||ÅSA".encode()
     assert er7.parse(bom).one("PID").get(5) == "ÅSA"
 

@@ -6,10 +6,10 @@ import re
 from decimal import Decimal
 
 import pytest
+from conftest import SAMPLES
 from hl7_factory import Dft, Ft1
 
 from api.bootstrap import Hub
-from conftest import SAMPLES
 from connectors.intake import Status
 from router.queries import account_view
 

@@ -1,0 +1,60 @@
+"""Migrations match the mapped rows; the inbox keeps commands idempotent under concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from decimal import Decimal
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from api.bootstrap import Hub
+from router.adapters.db import current_revision
+from router.adapters.orm import Base
+from router.domain.commands import PostCharges
+from router.domain.model import ChargeLine, Coverage
+from router.queries import account_balances
+
+
+def test_migrated_schema_matches_the_orm_rows(hub: Hub) -> None:
+    with hub.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+    assert current_revision(hub.engine) is not None
+
+
+def test_ledger_rows_cannot_be_updated_through_the_api_surface() -> None:
+    from router.adapters.repository import LedgerRepository
+
+    public = {name for name in dir(LedgerRepository) if not name.startswith("_")}
+    assert public == {"append", "get", "is_reversed", "for_account"}
+
+
+def test_the_same_command_from_eight_threads_posts_once(hub: Hub, uid: str) -> None:
+    cmd = PostCharges(f"race:{uid}", f"A{uid}", f"C{uid}", None,
+                      (ChargeLine(1, date(2024, 5, 1), "99213", Decimal("50.00")),), coverages=(Coverage(1, "P"),))
+    results: list[bool] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            results.append(hub.bus.handle(cmd).duplicate)
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert sorted(results) == [False] + [True] * 7
+    with hub.sessions() as s:
+        assert account_balances(s, f"A{uid}").charges == Decimal("50.00")  # type: ignore[union-attr]
+        count = s.execute(text("SELECT count(*) FROM ledger_entries WHERE source_id = :s"),
+                          {"s": f"race:{uid}"}).scalar_one()
+    assert count == 1
