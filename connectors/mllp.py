@@ -5,6 +5,7 @@ to a handler and writes its reply back, strictly one request/response at a time 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import ssl
@@ -73,6 +74,11 @@ class _CloseConnection(Exception):
 
 @dataclass
 class MllpServer:
+    """``handler(payload, peer)`` answers each frame; its reply is framed and written before the next
+    frame of that connection is read. ``on_error(error, peer)`` answers an oversize or truncated frame
+    (e.g. with an AR ACK) or returns None to hang up; without it such a frame closes the connection.
+    Garbage between frames is skipped and counted; it is not a request, so it gets no reply."""
+
     handler: Handler
     host: str = "127.0.0.1"
     port: int = 0
@@ -268,7 +274,8 @@ class MllpServerThread:
     def stop(self, grace: float = 10.0, timeout: float | None = None) -> None:
         if self._thread.is_alive() and self._stop_requested is not None:
             self._grace = grace
-            self.loop.call_soon_threadsafe(self._stop_requested.set)
+            with contextlib.suppress(RuntimeError):  # the loop closed since is_alive()
+                self.loop.call_soon_threadsafe(self._stop_requested.set)
         self._thread.join(timeout if timeout is not None else grace + 5.0)
 
 

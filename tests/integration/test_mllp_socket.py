@@ -360,3 +360,41 @@ def test_tls_carries_frames_both_ways_with_a_self_signed_certificate(tls_cert: t
             assert tls.send(hl7_message("t9"), timeout=5) == ack(hl7_message("t9"))
         with pytest.raises(DeliveryFailed, match="TLS"):
             MllpClient("127.0.0.1", server.port, ssl_context=ssl.create_default_context()).send(b"x", 5)
+
+
+def test_the_server_runs_inside_an_existing_event_loop_with_start_and_stop() -> None:
+    async def scenario() -> tuple[bytes, int]:
+        server = MllpServer(ack_handler, idle_timeout=5)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.bound_port)
+            writer.write(encode_frame(hl7_message("20")))
+            reply = await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 5)
+            writer.close()
+            await writer.wait_closed()
+            return reply, server.bound_port
+        finally:
+            await asyncio.wait_for(server.stop(grace=1), 5)
+
+    reply, port = asyncio.run(scenario())
+    assert reply == encode_frame(ack(hl7_message("20")))
+    with pytest.raises(OSError):
+        connect(port)
+
+
+def test_an_on_error_hook_that_raises_closes_the_connection_and_the_server_stays_up() -> None:
+    def broken(error: FrameError, peer: str) -> bytes:
+        raise RuntimeError("hook bug")
+
+    with running(on_error=broken, max_frame_size=1024) as server:
+        with connect(server.port) as sock:
+            sock.sendall(encode_frame(b"X" * 2000))
+            assert closed_by_peer(sock)
+        with connect(server.port) as sock:
+            sock.sendall(encode_frame(hl7_message("21")))
+            assert read_frames(sock, 1) == [ack(hl7_message("21"))]
+
+
+def test_starting_on_a_port_in_use_raises_in_the_caller() -> None:
+    with running() as server, pytest.raises(OSError):
+        MllpServer(ack_handler, port=server.port).run_in_thread()
