@@ -1,9 +1,9 @@
 """Builds the 999 (005010X231A1) for a received interchange (mappings layer): AK1 per functional group,
 AK2/IK3/IK4/IK5 per transaction set, AK9 with A, E, P or R.
 
-Own writer, not pyx12's: pyx12 4.0 writes a 999 cut off after AK1 (no AK2, AK9, SE, GE, IEA, only a
-log line) for every 835 - without ST03 it fails on "vriic was not set", with ST03 its own map calls
-ST03 "not used" and the writer fails on that error (KeyError) - see tests/unit/mappings/test_x12_ack999.py.
+Own writer, not pyx12's: pyx12 4.0 writes a 999 cut off after AK1/AK2 (no IK5, AK9, SE, GE, IEA; only a
+log line) for every 835 - without ST03 it fails on "vriic was not set", with ST03 its own map calls ST03
+"not used" and the writer fails on that error (KeyError) - proven in tests/unit/mappings/test_x12_ack999.py.
 Balancing has no 999 code: an unbalanced set is reported E with IK403 "I12" on the total that fails.
 """
 
