@@ -58,3 +58,17 @@ def test_the_same_command_from_eight_threads_posts_once(hub: Hub, uid: str) -> N
         count = s.execute(text("SELECT count(*) FROM ledger_entries WHERE source_id = :s"),
                           {"s": f"race:{uid}"}).scalar_one()
     assert count == 1
+
+
+def test_unit_of_work_rolls_back_unless_committed(hub: Hub, uid: str) -> None:
+    from router.domain.ledger import EntryKind, LedgerEntry, Responsibility
+
+    entry = LedgerEntry(f"A{uid}", EntryKind.CHARGE, Responsibility.INSURANCE, Decimal("1.00"), f"k{uid}", "s")
+    with hub.uow_factory() as uow:
+        uow.ledger.append([entry])
+    with hub.uow_factory() as uow:
+        assert uow.ledger.get(f"k{uid}") is None
+        uow.ledger.append([entry])
+        uow.commit()
+    with hub.uow_factory() as uow:
+        assert uow.ledger.get(f"k{uid}") == entry

@@ -1,0 +1,65 @@
+"""``rcmhub serve`` as an operator starts it: an empty database is upgraded, probes and the API answer."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+RCMHUB = str(Path(sys.executable).parent / "rcmhub")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.timeout(90)
+def test_serve_upgrades_an_empty_database_and_answers_health_and_account_queries(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "RCMHUB_DATA_DIR": str(tmp_path), "RCMHUB_API_PORT": str(port)}
+    proc = subprocess.Popen([RCMHUB, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.3)
+        ready = httpx.get(f"{base}/readyz", timeout=5)
+        assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
+        missing = httpx.get(f"{base}/api/v1/accounts/NOPE", timeout=5)
+        assert missing.status_code == 404
+        assert (tmp_path / "rcmhub.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def test_importing_every_module_opens_no_connection() -> None:
+    code = (
+        "import socket, pkgutil, importlib\n"
+        "def refuse(*a, **k): raise AssertionError('connected at import time')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "for pkg in ('router', 'mappings', 'connectors', 'api'):\n"
+        "    mod = importlib.import_module(pkg)\n"
+        "    for info in pkgutil.walk_packages(mod.__path__, pkg + '.'):\n"
+        "        if '.migrations' not in info.name:\n"
+        "            importlib.import_module(info.name)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).parents[2])
+    assert result.returncode == 0, result.stderr[-3000:]
