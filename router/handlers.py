@@ -71,8 +71,29 @@ def reverse_entry(cmd: commands.ReverseEntry, uow: UnitOfWork) -> Sequence[event
     return [events.EntryReversed(cmd.source_id, original.account, original.idempotency_key, reversal.amount)]
 
 
+def register_patient(cmd: commands.RegisterPatient, uow: UnitOfWork) -> Sequence[events.Event]:
+    uow.accounts.upsert_patient(cmd.account, cmd.patient)
+    if cmd.guarantor:
+        uow.accounts.set_guarantor(cmd.account, cmd.guarantor)
+    for coverage in cmd.coverages:
+        uow.accounts.upsert_coverage(cmd.account, coverage)
+    if cmd.replace_coverages:
+        uow.accounts.remove_coverages_except(cmd.account, {c.sequence for c in cmd.coverages})
+    return [events.PatientRegistered(cmd.source_id, cmd.account, len(cmd.coverages))]
+
+
+def record_appointment(cmd: commands.RecordAppointment, uow: UnitOfWork) -> Sequence[events.Event]:
+    patient_id = uow.accounts.upsert_patient(cmd.account, cmd.patient) if cmd.patient else None
+    uow.accounts.upsert_appointment(cmd.appointment_id, cmd.account, patient_id, {
+        "start": cmd.start, "duration_minutes": cmd.duration_minutes, "status": cmd.status,
+        "reason": cmd.reason, "provider": cmd.provider})
+    return [events.AppointmentRecorded(cmd.source_id, cmd.account, cmd.appointment_id, cmd.status)]
+
+
 HANDLERS: dict[type[commands.Command], Callable[[Any, UnitOfWork], Sequence[events.Event]]] = {
     commands.PostCharges: post_charges,
     commands.PostPatientPayment: post_patient_payment,
     commands.ReverseEntry: reverse_entry,
+    commands.RegisterPatient: register_patient,
+    commands.RecordAppointment: record_appointment,
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -32,6 +32,7 @@ class AccountRow(Base):
     __tablename__ = "accounts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     number: Mapped[str] = mapped_column(String(64), unique=True)
+    guarantor: Mapped[str] = mapped_column(String(200), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -139,3 +140,42 @@ class OutboxRow(Base):
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AppointmentRow(Base):
+    """Scheduled visits (SIU), kept per account as the hook for pre-visit estimates."""
+
+    __tablename__ = "appointments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(80), unique=True)  # SCH-1/SCH-2 filler/placer id
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    duration_minutes: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32), default="booked")
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    provider: Mapped[str] = mapped_column(String(120), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MessageRow(Base):
+    """The message store: every inbound message kept raw, for tracing and replay (PHI: access-controlled)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_sender_control", "sender", "control_id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # mllp, http, amqp, file
+    peer: Mapped[str] = mapped_column(String(200), default="")
+    format: Mapped[str] = mapped_column(String(16))  # hl7v2, fhir, x12
+    message_type: Mapped[str] = mapped_column(String(32), default="")
+    sender: Mapped[str] = mapped_column(String(200), default="")  # MSH-4, ISA06, Bundle source
+    control_id: Mapped[str] = mapped_column(String(200), default="", index=True)  # MSH-10, ISA13, Bundle.id
+    digest: Mapped[str] = mapped_column(String(64), index=True)  # sha256 of the raw bytes
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    error: Mapped[str | None] = mapped_column(Text)
+    error_location: Mapped[str | None] = mapped_column(String(120))
+    account: Mapped[str | None] = mapped_column(String(64), index=True)
+    claim_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from router.adapters.orm import (
     AccountRow,
+    AppointmentRow,
     ChargeLineRow,
     ClaimKeyRow,
     ClaimRow,
@@ -19,6 +20,7 @@ from router.adapters.orm import (
     LedgerRow,
     OutboxRow,
     PatientRow,
+    utcnow,
 )
 from router.domain.ledger import EntryKind, LedgerEntry, Responsibility
 from router.domain.model import ChargeLine, Claim, Coverage, Patient
@@ -66,6 +68,27 @@ class AccountRepository:
             self.session.add(row)
         row.payer_id, row.payer_name = coverage.payer_id, coverage.payer_name
         row.member_id, row.group_number, row.plan = coverage.member_id, coverage.group_number, coverage.plan
+
+    def set_guarantor(self, account: str, guarantor: str) -> None:
+        row = self.session.get_one(AccountRow, self.id_for(account))
+        row.guarantor = guarantor
+
+    def remove_coverages_except(self, account: str, sequences: set[int]) -> None:
+        for row in self.session.scalars(select(CoverageRow).where(CoverageRow.account_id == self.id_for(account))):
+            if row.sequence not in sequences:
+                self.session.delete(row)
+
+    def upsert_appointment(self, appointment_id: str, account: str, patient_id: int | None,
+                           fields: dict[str, object]) -> None:
+        row = self.session.scalar(select(AppointmentRow).where(AppointmentRow.external_id == appointment_id))
+        if row is None:
+            row = AppointmentRow(external_id=appointment_id)
+            self.session.add(row)
+        row.account_id = self.id_for(account)  # type: ignore[assignment]
+        row.patient_id = patient_id if patient_id is not None else row.patient_id
+        for name, value in fields.items():
+            setattr(row, name, value)
+        row.updated_at = utcnow()
 
     def coverages(self, account: str) -> list[Coverage]:
         rows = self.session.scalars(select(CoverageRow).join(AccountRow).where(

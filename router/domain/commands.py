@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from router.domain.ledger import EntryKind, Responsibility
@@ -58,3 +58,32 @@ class ReverseEntry(Command):
 
     idempotency_key: str
     reason: str
+
+
+@dataclass(frozen=True)
+class RegisterPatient(Command):
+    """Create or update a patient, the guarantor account and its coverages (ADT, BAR, FHIR).
+
+    Coverages are upserted by sequence; with ``replace_coverages`` the account's coverage list becomes
+    exactly ``coverages`` (an A08 that drops a policy removes it). Nothing is ever duplicated.
+    """
+
+    account: str
+    patient: Patient
+    guarantor: str = ""
+    coverages: tuple[Coverage, ...] = ()
+    replace_coverages: bool = False
+
+
+@dataclass(frozen=True)
+class RecordAppointment(Command):
+    """Keep a scheduled visit for an account (SIU^S12/S14/S15/S26, FHIR Appointment)."""
+
+    appointment_id: str
+    account: str
+    patient: Patient | None
+    start: datetime | None
+    status: str  # booked, rescheduled, cancelled, noshow
+    duration_minutes: int | None = None
+    reason: str = ""
+    provider: str = ""

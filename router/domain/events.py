@@ -30,3 +30,16 @@ class EntryReversed(Event):
     account: str
     idempotency_key: str
     amount: Decimal
+
+
+@dataclass(frozen=True)
+class PatientRegistered(Event):
+    account: str
+    coverages: int
+
+
+@dataclass(frozen=True)
+class AppointmentRecorded(Event):
+    account: str
+    appointment_id: str
+    status: str
