@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from connectors.remittance_intake import receive_x12
 from mappings.detect import Format, detect_format
 from mappings.hl7v2 import er7
 from mappings.hl7v2.inbound import to_commands
@@ -37,6 +38,7 @@ class FileReport:
     file: str
     format: Format
     results: list[MessageResult] = field(default_factory=list)
+    ack: str | None = None  # the 999 answering an X12 file
 
     def count(self, *statuses: Status) -> int:
         return sum(r.status in statuses for r in self.results)
@@ -87,6 +89,11 @@ class Intake:
                 report.results.append(self.receive_hl7(message, i))
                 if progress:
                     progress(i, len(messages))
+            return report
+        if fmt is Format.X12:
+            x12 = receive_x12(self.bus, data)
+            report.results += [MessageResult(i, ctl, Status(st), reason, loc) for i, ctl, st, reason, loc in x12.results]
+            report.ack = x12.ack
             return report
         error = (UnsupportedMessage(f"{fmt.value} intake is not available in this version", location="line 1")
                  if fmt is not Format.UNKNOWN else

@@ -18,6 +18,7 @@ def detect_format(raw: bytes) -> Format:
         return Format.HL7V2
     if head.startswith((b"{", b"[")):
         return Format.FHIR
-    if head.startswith((b"ISA", b"ST")) and len(head) > 3 and not head[3:4].isalnum():
+    if (head.startswith(b"ISA") and head[3:4] and not head[3:4].isalnum()) or (
+            head.startswith(b"ST") and head[2:3] and not head[2:3].isalnum()):
         return Format.X12
     return Format.UNKNOWN

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from router.domain import commands, events
 from router.domain.errors import DomainViolation
 from router.domain.ledger import EntryKind, LedgerEntry, Responsibility, reversal_of, transfer_legs
 from router.domain.money import ZERO
+from router.domain.posting import PostingPolicy
+from router.reconciliation import post_remittance
 from router.unit_of_work import UnitOfWork
 
 
@@ -90,10 +93,19 @@ def record_appointment(cmd: commands.RecordAppointment, uow: UnitOfWork) -> Sequ
     return [events.AppointmentRecorded(cmd.source_id, cmd.account, cmd.appointment_id, cmd.status)]
 
 
-HANDLERS: dict[type[commands.Command], Callable[[Any, UnitOfWork], Sequence[events.Event]]] = {
-    commands.PostCharges: post_charges,
-    commands.PostPatientPayment: post_patient_payment,
-    commands.ReverseEntry: reverse_entry,
-    commands.RegisterPatient: register_patient,
-    commands.RecordAppointment: record_appointment,
-}
+Handler = Callable[[Any, UnitOfWork], Sequence[events.Event]]
+
+
+def make_handlers(policy: PostingPolicy | None = None) -> dict[type[commands.Command], Handler]:
+    """The one command -> handler mapping; ``policy`` carries the configurable posting choices."""
+    return {
+        commands.PostCharges: post_charges,
+        commands.PostPatientPayment: post_patient_payment,
+        commands.ReverseEntry: reverse_entry,
+        commands.RegisterPatient: register_patient,
+        commands.RecordAppointment: record_appointment,
+        commands.PostRemittance: partial(post_remittance, policy=policy or PostingPolicy()),
+    }
+
+
+HANDLERS = make_handlers()

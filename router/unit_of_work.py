@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from router.adapters.remittances import RemittanceRepository
 from router.adapters.repository import (
     AccountRepository,
     ClaimRepository,
@@ -24,6 +25,7 @@ class UnitOfWork:
     ledger: LedgerRepository
     inbox: InboxRepository
     outbox: OutboxRepository
+    remittances: RemittanceRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
@@ -37,6 +39,7 @@ class UnitOfWork:
         self.ledger = LedgerRepository(self.session, self.accounts, self.claims)
         self.inbox = InboxRepository(self.session)
         self.outbox = OutboxRepository(self.session)
+        self.remittances = RemittanceRepository(self.session)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

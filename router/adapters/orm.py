@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, MetaData, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -74,6 +86,7 @@ class ClaimKeyRow(Base):
     __tablename__ = "claim_keys"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     claim_id: Mapped[int] = mapped_column(ForeignKey("claims.id"), index=True)
+    normalized: Mapped[str] = mapped_column(String(64), index=True, default="", server_default="")
 
 
 class ChargeLineRow(Base):
@@ -179,3 +192,82 @@ class MessageRow(Base):
     claim_key: Mapped[str | None] = mapped_column(String(64), index=True)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RemittanceRow(Base):
+    """One payment advice (835 transaction set / FHIR remittance) and its cash conservation totals."""
+
+    __tablename__ = "remittances"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(255), unique=True)
+    control_number: Mapped[str] = mapped_column(String(40), default="")
+    payer_id: Mapped[str] = mapped_column(String(80), default="")
+    payer_name: Mapped[str] = mapped_column(String(200), default="")
+    payee_id: Mapped[str] = mapped_column(String(80), default="")
+    payee_name: Mapped[str] = mapped_column(String(200), default="")
+    trace_number: Mapped[str] = mapped_column(String(80), index=True)
+    payment_cents: Mapped[int] = mapped_column(BigInteger)
+    method: Mapped[str] = mapped_column(String(8), default="")
+    payment_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))  # posted, partial (some held), quarantined
+    claim_count: Mapped[int] = mapped_column(Integer, default=0)
+    posted_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # CLP04 cash posted to the ledger
+    held_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # cash held in exceptions
+    plb_cents: Mapped[int] = mapped_column(BigInteger, default=0)  # PLB cash effect (-sum PLB)
+    problems: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class RemitClaimRow(Base):
+    """Each CLP of a remittance, as matched and decided; payer claim numbers (CLP07) are looked up here."""
+
+    __tablename__ = "remittance_claims"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    remittance_id: Mapped[int] = mapped_column(ForeignKey("remittances.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    pcn: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(4))
+    charge_cents: Mapped[int] = mapped_column(BigInteger)
+    paid_cents: Mapped[int] = mapped_column(BigInteger)
+    payer_claim_number: Mapped[str] = mapped_column(String(80), index=True, default="")
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # posted, reversed, held, informational
+    raw: Mapped[str] = mapped_column(Text, default="")
+
+
+class PracticeLedgerRow(Base):
+    """Provider-level adjustments (PLB): practice money, never patient A/R; linked to a claim when known."""
+
+    __tablename__ = "practice_ledger"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    remittance_id: Mapped[int] = mapped_column(ForeignKey("remittances.id"), index=True)
+    code: Mapped[str] = mapped_column(String(4))
+    reference: Mapped[str] = mapped_column(String(80), default="")
+    amount_cents: Mapped[int] = mapped_column(BigInteger)  # 835 sign: positive withheld, negative added
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    posted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ExceptionRow(Base):
+    """The work queue: what was not posted automatically, with candidates; ``version`` for optimistic locks."""
+
+    __tablename__ = "exceptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="open")
+    remittance_id: Mapped[int | None] = mapped_column(ForeignKey("remittances.id"), index=True)
+    remit_claim_id: Mapped[int | None] = mapped_column(ForeignKey("remittance_claims.id"))
+    claim_key: Mapped[str] = mapped_column(String(64), default="", index=True)
+    account: Mapped[str | None] = mapped_column(String(64), index=True)
+    payer: Mapped[str] = mapped_column(String(80), default="")
+    amount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    held: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text)
+    candidates: Mapped[str] = mapped_column(Text, default="[]")  # JSON
+    assignee: Mapped[str | None] = mapped_column(String(80))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolution: Mapped[str | None] = mapped_column(Text)

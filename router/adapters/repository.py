@@ -23,6 +23,7 @@ from router.adapters.orm import (
     utcnow,
 )
 from router.domain.ledger import EntryKind, LedgerEntry, Responsibility
+from router.domain.matching import normalize_pcn
 from router.domain.model import ChargeLine, Claim, Coverage, Patient
 from router.domain.money import from_cents, to_cents
 
@@ -101,9 +102,15 @@ class ClaimRepository:
     def __init__(self, session: Session, accounts: AccountRepository) -> None:
         self.session = session
         self.accounts = accounts
+        self._ids: dict[str, int] = {}
 
     def id_for(self, key: str) -> int | None:
-        return self.session.scalar(select(ClaimKeyRow.claim_id).where(ClaimKeyRow.key == key))
+        if key not in self._ids:
+            found = self.session.scalar(select(ClaimKeyRow.claim_id).where(ClaimKeyRow.key == key))
+            if found is None:
+                return None
+            self._ids[key] = found
+        return self._ids[key]
 
     def get_or_create(self, key: str, account: str, patient_id: int | None) -> int:
         claim_id = self.id_for(key)
@@ -111,8 +118,8 @@ class ClaimRepository:
             row = ClaimRow(key=key, account_id=self.accounts.id_for(account), patient_id=patient_id)
             self.session.add(row)
             self.session.flush()
-            self.session.add(ClaimKeyRow(key=key, claim_id=row.id))
-            claim_id = row.id
+            self.session.add(ClaimKeyRow(key=key, claim_id=row.id, normalized=normalize_pcn(key)))
+            claim_id = self._ids[key] = row.id
         return claim_id
 
     def next_line_no(self, claim_id: int) -> int:

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from router.domain.ledger import EntryKind, Responsibility
 from router.domain.model import ChargeLine, Coverage, Patient
+from router.domain.remittance import Remittance
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,14 @@ class RecordAppointment(Command):
     duration_minutes: int | None = None
     reason: str = ""
     provider: str = ""
+
+
+@dataclass(frozen=True)
+class PostRemittance(Command):
+    """Reconcile one payer remittance (835 transaction set, FHIR remittance) with claims and post it.
+
+    ``source_id`` identifies the payment, not the file: ``835:{payer}:{TRN02}:{BPR02}``, so the same
+    remittance delivered again under another file name or envelope posts once.
+    """
+
+    remittance: Remittance

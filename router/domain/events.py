@@ -43,3 +43,14 @@ class AppointmentRecorded(Event):
     account: str
     appointment_id: str
     status: str
+
+
+@dataclass(frozen=True)
+class RemittancePosted(Event):
+    trace_number: str
+    payment: Decimal
+    posted: Decimal  # claim payments that reached the ledger
+    held: Decimal  # cash held in exceptions
+    plb: Decimal  # PLB cash effect
+    exceptions: int
+    quarantined: bool = False

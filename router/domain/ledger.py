@@ -38,16 +38,12 @@ class EntryKind(StrEnum):
     REVERSAL = "reversal"
 
 
-# Which sign each kind must have; reversals carry the negation of whatever they reverse.
+# Kinds whose sign is fixed; payer-side kinds take either sign (CO-144 incentives and recoupments
+# raise a balance), and reversals carry the negation of whatever they reverse.
 _SIGN: dict[EntryKind, int] = {
     EntryKind.CHARGE: 1,
     EntryKind.CHARGE_CREDIT: -1,
-    EntryKind.INSURANCE_PAYMENT: -1,
-    EntryKind.CONTRACTUAL_ADJUSTMENT: -1,
-    EntryKind.PAYER_ADJUSTMENT: -1,
     EntryKind.PATIENT_PAYMENT: -1,
-    EntryKind.PATIENT_ADJUSTMENT: -1,
-    EntryKind.WRITE_OFF: -1,
     EntryKind.REFUND: 1,
 }
 

@@ -125,7 +125,7 @@ def test_reversal_negates_exactly_and_cannot_itself_be_reversed() -> None:
         reversal_of(rev, idempotency_key="k3", source_id="s3")
 
 
-@pytest.mark.parametrize("kind, amount", [(EntryKind.CHARGE, "-1.00"), (EntryKind.INSURANCE_PAYMENT, "5.00"),
+@pytest.mark.parametrize("kind, amount", [(EntryKind.CHARGE, "-1.00"), (EntryKind.CHARGE_CREDIT, "5.00"),
                                           (EntryKind.PATIENT_PAYMENT, "1.00"), (EntryKind.REFUND, "-2.00")])
 def test_entries_with_the_wrong_sign_for_their_kind_are_refused(kind: EntryKind, amount: str) -> None:
     with pytest.raises(DomainViolation):

@@ -1,0 +1,180 @@
+"""Remittance persistence: bulk loading of the claims a remittance touches, and its rows, exceptions,
+practice ledger and cash totals (adapter layer). Loads are batched: one query per kind, not per claim.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict
+from decimal import Decimal
+from typing import TypeVar
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from router.adapters.orm import (
+    AccountRow,
+    ChargeLineRow,
+    ClaimKeyRow,
+    ClaimRow,
+    CoverageRow,
+    ExceptionRow,
+    LedgerRow,
+    PatientRow,
+    PracticeLedgerRow,
+    RemitClaimRow,
+    RemittanceRow,
+)
+from router.domain.exceptions import ExceptionDraft
+from router.domain.ledger import EntryKind, LedgerEntry, Responsibility
+from router.domain.matching import ClaimFacts, normalize_pcn
+from router.domain.model import ChargeLine
+from router.domain.money import from_cents, to_cents
+from router.domain.posting import ClaimState
+from router.domain.remittance import RemitClaim, Remittance
+
+T = TypeVar("T")
+CHUNK = 900  # stays under every driver's bound-parameter limit
+
+
+def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i:i + CHUNK]
+
+
+class RemittanceRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- loading what a remittance touches -------------------------------------------------------
+    def claim_ids_by_key(self, keys: Iterable[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for part in chunks(sorted(set(keys))):
+            found.update(self.session.execute(select(ClaimKeyRow.key, ClaimKeyRow.claim_id)
+                                              .where(ClaimKeyRow.key.in_(part))).all())
+        return found
+
+    def claim_ids_by_normalized(self, pcns: Iterable[str]) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = defaultdict(list)
+        for part in chunks(sorted({normalize_pcn(p) for p in pcns} - {""})):
+            for norm, claim_id in self.session.execute(select(ClaimKeyRow.normalized, ClaimKeyRow.claim_id)
+                                                       .where(ClaimKeyRow.normalized.in_(part))):
+                found[norm].append(claim_id)
+        return found
+
+    def claim_ids_by_payer_number(self, numbers: Iterable[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for part in chunks(sorted(set(numbers) - {""})):
+            rows = self.session.execute(select(RemitClaimRow.payer_claim_number, RemitClaimRow.claim_id)
+                                        .where(RemitClaimRow.payer_claim_number.in_(part),
+                                               RemitClaimRow.claim_id.is_not(None)))
+            found.update((number, claim_id) for number, claim_id in rows if claim_id is not None)
+        return found
+
+    def states(self, claim_ids: Iterable[int]) -> dict[int, ClaimState]:
+        """Claim, lines, coverage levels and every ledger entry, for each id, in five queries per chunk."""
+        states: dict[int, ClaimState] = {}
+        for part in chunks(sorted(set(claim_ids))):
+            heads = self.session.execute(
+                select(ClaimRow.id, ClaimRow.key, AccountRow.number, ClaimRow.account_id, PatientRow.family)
+                .join(AccountRow, AccountRow.id == ClaimRow.account_id)
+                .outerjoin(PatientRow, PatientRow.id == ClaimRow.patient_id).where(ClaimRow.id.in_(part))).all()
+            levels: dict[int, list[int]] = defaultdict(list)
+            for account_id, seq in self.session.execute(select(CoverageRow.account_id, CoverageRow.sequence).where(
+                    CoverageRow.account_id.in_({h[3] for h in heads}))):
+                levels[account_id].append(seq)
+            for cid, key, number, account_id, family in heads:
+                states[cid] = ClaimState(key, number, (), tuple(sorted(levels[account_id])),
+                                         patient_family=family or "")
+            lines: dict[int, list[ChargeLine]] = defaultdict(list)
+            for cl in self.session.scalars(select(ChargeLineRow).where(ChargeLineRow.claim_id.in_(part))
+                                           .order_by(ChargeLineRow.line_no)):
+                lines[cl.claim_id].append(ChargeLine(
+                    line_no=cl.line_no, service_date=cl.service_date, code=cl.code,
+                    amount=from_cents(cl.amount_cents), units=Decimal(cl.units),
+                    modifiers=tuple(filter(None, cl.modifiers.split(":"))), line_control=cl.line_control))
+            for cid, state in states.items():
+                if cid in lines:
+                    state.lines = tuple(lines[cid])
+            for r in self.session.scalars(select(LedgerRow).where(LedgerRow.claim_id.in_(part))
+                                          .order_by(LedgerRow.id)):
+                state = states[r.claim_id or 0]
+                state.entries.append(_entry(r, state))
+        return states
+
+    def fuzzy_facts(self, claim: RemitClaim, limit: int = 50) -> list[ClaimFacts]:
+        """Claims whose patient shares the last name or whose account holds the member id."""
+        if not (claim.patient_last or claim.member_id):
+            return []
+        wanted = []
+        if claim.patient_last:
+            wanted.append(func.upper(PatientRow.family) == claim.patient_last.upper())
+        if claim.member_id:
+            wanted.append(CoverageRow.member_id == claim.member_id)
+        by = (select(ClaimRow.id).join(AccountRow, AccountRow.id == ClaimRow.account_id)
+              .outerjoin(PatientRow, PatientRow.id == ClaimRow.patient_id)
+              .outerjoin(CoverageRow, CoverageRow.account_id == AccountRow.id)
+              .where(or_(*wanted)).distinct().limit(limit))
+        ids = list(self.session.scalars(by))
+        facts = []
+        for cid in ids:
+            head = self.session.execute(
+                select(ClaimRow.key, AccountRow.number, PatientRow.family, PatientRow.given, AccountRow.id)
+                .join(AccountRow, AccountRow.id == ClaimRow.account_id)
+                .outerjoin(PatientRow, PatientRow.id == ClaimRow.patient_id).where(ClaimRow.id == cid)).one()
+            members = tuple(self.session.scalars(
+                select(CoverageRow.member_id).where(CoverageRow.account_id == head[4])))
+            lines = self.session.execute(select(ChargeLineRow.service_date, ChargeLineRow.amount_cents)
+                                         .where(ChargeLineRow.claim_id == cid)).all()
+            facts.append(ClaimFacts(head[0], head[1], head[2] or "", head[3] or "", members,
+                                    tuple(d for d, _ in lines), from_cents(sum(c for _, c in lines))))
+        return facts
+
+    # -- writing ------------------------------------------------------------------------------------
+    def add(self, source_id: str, remit: Remittance, status: str) -> RemittanceRow:
+        row = RemittanceRow(
+            source_id=source_id, control_number=remit.control_number, payer_id=remit.payer_id,
+            payer_name=remit.payer_name, payee_id=remit.payee_id, payee_name=remit.payee_name,
+            trace_number=remit.trace_number, payment_cents=to_cents(remit.payment_amount),
+            method=remit.payment_method, payment_date=remit.payment_date, status=status,
+            claim_count=len(remit.claims), problems="\n".join(remit.problems))
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def add_claims(self, remittance_id: int, rows: Sequence[tuple[int, RemitClaim, int | None, str]]) -> list[int]:
+        """Rows of (seq, claim, matched claim id, outcome); returns their ids in order."""
+        objs = [RemitClaimRow(remittance_id=remittance_id, seq=seq, pcn=c.pcn, status=c.status,
+                              charge_cents=to_cents(c.charge), paid_cents=to_cents(c.paid),
+                              payer_claim_number=c.payer_claim_number, claim_id=claim_id, outcome=outcome,
+                              raw="\n".join(c.raw)) for seq, c, claim_id, outcome in rows]
+        self.session.add_all(objs)
+        self.session.flush()
+        return [o.id for o in objs]
+
+    def add_exceptions(self, source_id: str, remittance_id: int | None, payer: str,
+                       drafts: Sequence[tuple[ExceptionDraft, int | None]]) -> None:
+        self.session.add_all(ExceptionRow(
+            idempotency_key=f"{source_id}:x{i}", type=d.type.value, remittance_id=remittance_id,
+            remit_claim_id=claim_row, claim_key=d.claim_key, account=d.account, payer=payer,
+            amount_cents=to_cents(d.amount), held=d.held, reason=d.reason,
+            candidates=json.dumps([asdict(c) for c in d.candidates])) for i, (d, claim_row) in enumerate(drafts, 1))
+
+    def add_plb(self, source_id: str, remittance_id: int, rows: Sequence[tuple[str, str, Decimal, int | None]]) -> None:
+        """Rows of (code, reference, amount in 835 sign, linked claim id)."""
+        self.session.add_all(PracticeLedgerRow(remittance_id=remittance_id, code=code, reference=ref,
+                                               amount_cents=to_cents(amount), claim_id=claim_id,
+                                               idempotency_key=f"{source_id}:plb{i}")
+                             for i, (code, ref, amount, claim_id) in enumerate(rows, 1))
+
+
+def _entry(r: LedgerRow, state: ClaimState) -> LedgerEntry:
+    return LedgerEntry(
+        account=state.account, kind=EntryKind(r.kind), responsibility=Responsibility(r.responsibility),
+        amount=from_cents(r.amount_cents), idempotency_key=r.idempotency_key, source_id=r.source_id,
+        claim=state.key, charge_line=r.line_no, effective_date=r.effective_date, reverses=r.reverses,
+        reversed_kind=EntryKind(r.reversed_kind) if r.reversed_kind else None, payer=r.payer,
+        coverage_seq=r.coverage_seq, trace_number=r.trace_number, payer_claim_number=r.payer_claim_number,
+        group_code=r.group_code, reason_code=r.reason_code, memo=r.memo)
