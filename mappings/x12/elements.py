@@ -4,16 +4,14 @@ raising ``ElementError`` (a ``MappingError``) that names the loop, element and s
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 
 from mappings.x12.segments import Segment
 from router.domain.errors import MappingError
 from router.domain.money import CENT
 
-# X12 "R" type: optional sign, digits, optional point; no exponent, no NaN, no "1_000" (Decimal takes those).
-_DECIMAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
 _MAX_DIGITS = 18  # X12 R/N elements are at most 18 digits
 
 
@@ -38,20 +36,28 @@ class ElementError(SegmentError):
 
 
 def required(seg: Segment, n: int, loop: str) -> str:
-    value = seg.el(n)
-    if not value:
-        raise ElementError(f"{loop}/{seg.id}{n:02d} missing", seg, n)
-    return value
+    elements = seg.elements
+    if n < len(elements) and elements[n]:
+        return elements[n]
+    raise ElementError(f"{loop}/{seg.id}{n:02d} missing", seg, n)
 
 
 def _decimal(seg: Segment, n: int, loop: str, text: str) -> Decimal:
-    if len(text) > _MAX_DIGITS + 2 or not _DECIMAL.fullmatch(text):
+    # Plain string tests, cheaper than a regex on the hot path; Decimal alone would take "1e3" or "NaN".
+    digits = (text[1:] if text[:1] == "-" else text).replace(".", "", 1)
+    if not (digits.isdigit() and digits.isascii() and len(digits) <= _MAX_DIGITS):
         raise ElementError(f"{loop}/{seg.id}{n:02d} is not a number: {text[:30]!r}", seg, n, code="6")
     return Decimal(text)
 
 
 def amount(seg: Segment, n: int, loop: str) -> Decimal:
     """A required monetary amount, exact to the cent; more than two decimals is refused, not rounded."""
+    elements = seg.elements
+    text = elements[n] if n < len(elements) else ""
+    body = text[1:] if text[:1] == "-" else text
+    whole, _, cents = body.partition(".")
+    if len(cents) <= 2 and len(body) <= _MAX_DIGITS + 1 and (whole + cents).isdigit() and body.isascii():
+        return Decimal(text).quantize(CENT)  # the common case, kept to plain string tests
     value = _decimal(seg, n, loop, required(seg, n, loop))
     quantized = value.quantize(CENT)
     if quantized != value:
@@ -69,15 +75,23 @@ def optional_number(seg: Segment, n: int, loop: str) -> Decimal | None:
     return _decimal(seg, n, loop, text) if text else None
 
 
+@lru_cache(maxsize=4096)  # a remittance repeats a handful of dates thousands of times
+def parse_date(text: str) -> date | None:
+    if len(text) != 8 or not (text.isdigit() and text.isascii()):
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
 def ccyymmdd(seg: Segment, n: int, loop: str) -> date:
     text = required(seg, n, loop)
-    try:
-        if len(text) != 8 or not text.isdigit():
-            raise ValueError(text)
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    except ValueError as exc:
+    value = parse_date(text)
+    if value is None:
         reason = f"{loop}/{seg.id}{n:02d} is not a CCYYMMDD date: {text[:30]!r}"
-        raise ElementError(reason, seg, n, code="8") from exc
+        raise ElementError(reason, seg, n, code="8")
+    return value
 
 
 def optional_date(seg: Segment, n: int, loop: str) -> date | None:

@@ -42,6 +42,7 @@ _IGNORED = frozenset({"N3", "N4", "PER", "RDM", "CUR", "N2"})
 class _Service:
     seg: Segment
     number: int
+    amounts: tuple[Decimal, Decimal]  # SVC02, SVC03
     dates: list[DateRef] = field(default_factory=list)
     cas: list[Adjustment] = field(default_factory=list)
     refs: list[Reference] = field(default_factory=list)
@@ -55,6 +56,7 @@ class _Claim:
     seg: Segment
     header_number: str | None
     raw: list[str]
+    amounts: tuple[Decimal, Decimal, Decimal | None]  # CLP03, CLP04, CLP05
     cas: list[Adjustment] = field(default_factory=list)
     names: list[PersonName] = field(default_factory=list)
     mia: tuple[str, ...] | None = None
@@ -147,7 +149,7 @@ class TransactionBuilder:
     def _dtm(self, seg: Segment) -> None:
         qualifier = el.required(seg, 1, self.loop)
         el.required(seg, 2, self.loop)
-        when = self._date(seg, 2, self.loop)
+        when = el.parse_date(seg.elements[2]) or self._date(seg, 2, self.loop)
         if when is None:
             return
         value = DateRef(qualifier, when)
@@ -176,10 +178,10 @@ class TransactionBuilder:
     def _clp(self, seg: Segment) -> None:
         self._close_claim()
         self.loop = "2100"
-        for n in (1, 2, 3, 4):
-            el.required(seg, n, "2100")
+        el.required(seg, 1, "2100"), el.required(seg, 2, "2100")
+        amounts = el.amount(seg, 3, "2100"), el.amount(seg, 4, "2100"), el.optional_amount(seg, 5, "2100")
         header = self.headers[-1].number if self.headers else None
-        self.claim = _Claim(seg, header, [seg.raw])
+        self.claim = _Claim(seg, header, [seg.raw], amounts)
 
     def _in_claim(self, seg: Segment) -> _Claim:
         if self.claim is None:
@@ -190,14 +192,14 @@ class TransactionBuilder:
         loop = "2110" if self.service is not None else "2100"
         group = el.required(seg, 1, loop)
         target = self.service.cas if self.service is not None else self._in_claim(seg).cas
-        for n in range(2, min(len(seg.elements), 20), 3):
-            if seg.el(n) or seg.el(n + 1):
-                target.append(Adjustment(
-                    group, el.required(seg, n, loop), el.amount(seg, n + 1, loop),
-                    el.optional_number(seg, n + 2, loop),
-                ))  # fmt: skip
-        if len(seg.elements) < 4:
+        e = seg.elements
+        size = len(e)
+        if size < 4:
             el.required(seg, 3, loop)
+        for n in range(2, min(size, 20), 3):  # up to six (reason, amount, quantity) triplets
+            if e[n] or (n + 1 < size and e[n + 1]):
+                quantity = el.optional_number(seg, n + 2, loop) if n + 2 < size and e[n + 2] else None
+                target.append(Adjustment(group, el.required(seg, n, loop), el.amount(seg, n + 1, loop), quantity))
 
     def _nm1(self, seg: Segment) -> None:
         e = seg.el
@@ -225,8 +227,8 @@ class TransactionBuilder:
         self._close_service()
         self.loop = "2110"
         el.required(seg, 1, "2110")
-        el.amount(seg, 2, "2110"), el.amount(seg, 3, "2110")  # fail at the SVC, not at the next segment
-        self.service = _Service(seg, len(claim.services) + 1)
+        amounts = el.amount(seg, 2, "2110"), el.amount(seg, 3, "2110")  # fail at the SVC, not at its end
+        self.service = _Service(seg, len(claim.services) + 1, amounts)
 
     def _lq(self, seg: Segment) -> None:
         if self.service is None:
@@ -245,7 +247,7 @@ class TransactionBuilder:
         seg = s.seg
         original = seg.el(6)
         self.claim.services.append(ServiceLine(
-            s.number, self._procedure(seg.el(1)), el.amount(seg, 2, "2110"), el.amount(seg, 3, "2110"),
+            s.number, self._procedure(seg.el(1)), *s.amounts,
             seg.el(4), el.optional_number(seg, 5, "2110"), self._procedure(original) if original else None,
             el.optional_number(seg, 7, "2110"), tuple(s.dates), tuple(s.cas), tuple(s.refs), tuple(s.amts),
             tuple(s.qtys), tuple(s.remarks), seg.position,
@@ -259,8 +261,7 @@ class TransactionBuilder:
             return
         seg = c.seg
         self.claims.append(Claim(
-            seg.el(1), seg.el(2), el.amount(seg, 3, "2100"), el.amount(seg, 4, "2100"),
-            el.optional_amount(seg, 5, "2100"), seg.el(6), seg.el(7), seg.el(8), seg.el(9), c.header_number,
+            seg.el(1), seg.el(2), *c.amounts, seg.el(6), seg.el(7), seg.el(8), seg.el(9), c.header_number,
             tuple(c.cas), tuple(c.names), c.mia, c.moa, tuple(c.refs), tuple(c.dates), tuple(c.amts),
             tuple(c.qtys), tuple(c.services), tuple(c.raw), seg.position,
         ))  # fmt: skip

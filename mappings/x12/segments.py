@@ -93,6 +93,7 @@ class SegmentReader:
         self._chunk_size = chunk_size
         self.separators: Separators | None = None
         self.position = 0
+        self._known_ids: set[str] = set()
 
     def _chunks(self) -> Iterator[str]:
         decoder = codecs.getincrementaldecoder("utf-8")()
@@ -168,14 +169,17 @@ class SegmentReader:
         pieces = buf.split(term)
         rest = pieces.pop()
         position = self.position
+        new, known = tuple.__new__, self._known_ids  # tuple.__new__ skips NamedTuple's Python-level __new__
         for i, piece in enumerate(pieces):
             position += 1
             parts = piece.split(elem)
             seg_id = parts[0]
-            if not (2 <= len(seg_id) <= 3 and seg_id.isalnum() and seg_id.isascii()):
-                self.position = position - 1
-                raise self._fail_id(piece)
-            yield Segment(seg_id, tuple(parts), position, piece)
+            if seg_id not in known:
+                if not (2 <= len(seg_id) <= 3 and seg_id.isalnum() and seg_id.isascii()):
+                    self.position = position - 1
+                    raise self._fail_id(piece)
+                known.add(seg_id)
+            yield new(Segment, (seg_id, tuple(parts), position, piece))
             if seg_id == "IEA":
                 # The next interchange may use other separators: re-read them from its ISA.
                 self.position = position
