@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.bootstrap import Hub
-from api.routes import accounts, health
+from api.routes import accounts, fhir, health, remittances
 from router.domain.errors import HubError, PermanentError
 
 
@@ -15,6 +15,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.hub = hub
     app.include_router(health.router)
     app.include_router(accounts.router)
+    app.include_router(fhir.router)
+    app.include_router(remittances.router)
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:

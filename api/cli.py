@@ -19,6 +19,7 @@ from rich.table import Table
 
 from api.bootstrap import Hub, build
 from api.settings import Settings
+from connectors.intake import FileReport
 from router.domain.errors import HubError
 from router.queries import account_view
 
@@ -26,8 +27,14 @@ app = typer.Typer(help="rcmhub: revenue-cycle integration hub", no_args_is_help=
                   pretty_exceptions_enable=False)
 accounts_app = typer.Typer(help="Inspect patient accounts", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+era_app = typer.Typer(help="X12 835 remittance files", no_args_is_help=True)
+exceptions_app = typer.Typer(help="The reconciliation exception queue", no_args_is_help=True)
+remittances_app = typer.Typer(help="Posted and quarantined remittances", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(db_app, name="db")
+app.add_typer(era_app, name="era")
+app.add_typer(exceptions_app, name="exceptions")
+app.add_typer(remittances_app, name="remittances")
 
 out = Console()
 err = Console(stderr=True)
@@ -67,8 +74,10 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files to process (H
         raise typer.Exit(1) from exc
     finally:
         hub.close()
+    acks = _save_acks(hub, reports)
     if as_json:
-        typer.echo(json.dumps({"files": [r.as_json() for r in reports]}, indent=2))
+        typer.echo(json.dumps({"files": [r.as_json() | ({"ack": acks[r.file]} if r.file in acks else {})
+                                         for r in reports]}, indent=2))
     else:
         table = Table("file", "format", "messages", "accepted", "duplicates", "rejected")
         for r in reports:
@@ -80,6 +89,107 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files to process (H
             for e in r.as_json()["errors"]:  # type: ignore[attr-defined]
                 out.print(f"[red]rejected[/] {r.file} message {e['message']} at {e['location']}: {e['reason']}")
     raise typer.Exit(1 if any(r.rejected for r in reports) else 0)
+
+
+def _save_acks(hub: Hub, reports: list[FileReport]) -> dict[str, str]:
+    """Write each X12 file's 999 under ``$RCMHUB_DATA_DIR/acks``; returns file -> 999 path."""
+    saved = {}
+    for r in reports:
+        if r.ack:
+            folder = hub.settings.data_dir / "acks"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{Path(r.file).name}.999"
+            path.write_text(r.ack)
+            saved[r.file] = str(path)
+    return saved
+
+
+@era_app.command("check")
+def era_check(paths: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+              as_json: JsonFlag = False) -> None:
+    """Validate 835 files without posting: envelope, the three balancing levels and cross-checks."""
+    from mappings.x12.balancing import summary, validate
+    from mappings.x12.remit835 import scan_835
+
+    transactions: list[dict[str, object]] = []
+    failed = False
+    for path in paths:
+        try:
+            for result in scan_835(path.read_bytes()):
+                if result.remittance is None:
+                    failed = True
+                    reason = result.error.reason if result.error else f"transaction set {result.set_id} is not an 835"
+                    where = result.error.location if result.error else f"segment {result.position}"
+                    transactions.append({"file": str(path), "control_number": result.control_number,
+                                         "balanced": False, "errors": [{"rule": "read", "severity": "error",
+                                                                         "location": where, "message": reason}]})
+                    continue
+                findings = validate(result.remittance)
+                line = {"file": str(path), **summary(result.remittance, findings)}
+                failed = failed or not line["balanced"]
+                transactions.append(line)
+        except HubError as exc:
+            failed = True
+            transactions.append({"file": str(path), "balanced": False, "errors": [
+                {"rule": "read", "severity": "error", "location": exc.location, "message": exc.reason}]})
+    if as_json:
+        typer.echo(json.dumps({"transactions": transactions}, indent=2))
+    else:
+        table = Table("file", "ST02", "payer", "TRN02", "BPR02", "claims", "ΣCLP04", "ΣPLB", "balanced")
+        for t in transactions:
+            cells = [str(t.get(k, "")) for k in ("control_number", "payer", "trace_number", "payment_amount",
+                                                 "claim_count", "claim_paid_total", "plb_total")]
+            table.add_row(Path(str(t["file"])).name, *cells, "[green]yes[/]" if t["balanced"] else "[red]no[/]")
+        out.print(table)
+        for t in transactions:
+            for e in t["errors"]:  # type: ignore[attr-defined]
+                out.print(f"[{'red' if e['severity'] == 'error' else 'yellow'}]{e['severity']}[/] {e['location']}: "
+                          f"{e['message']}")
+    raise typer.Exit(1 if failed else 0)
+
+
+@exceptions_app.command("list")
+def exceptions_list_cmd(as_json: JsonFlag = False,
+                        status: Annotated[str, typer.Option(help="open, resolved or all")] = "open") -> None:
+    """The reconciliation exceptions, oldest first."""
+    from router.queries import exceptions_list
+
+    hub = _hub()
+    try:
+        with hub.sessions() as session:
+            rows = exceptions_list(session, None if status == "all" else status)
+    finally:
+        hub.close()
+    if as_json:
+        typer.echo(json.dumps([{k: r[k] for k in ("id", "type", "claim", "account", "amount", "reason", "status")}
+                               for r in rows], indent=2))
+        return
+    table = Table("id", "type", "claim", "account", "amount", "reason")
+    for r in rows:
+        table.add_row(str(r["id"]), str(r["type"]), str(r["claim"] or ""), str(r["account"] or ""),
+                      str(r["amount"]), str(r["reason"]))
+    out.print(table)
+
+
+@remittances_app.command("list")
+def remittances_list_cmd(as_json: JsonFlag = False) -> None:
+    """Remittances with their cash conservation: posted + held + PLB effect = BPR02."""
+    from router.queries import remittances_list
+
+    hub = _hub()
+    try:
+        with hub.sessions() as session:
+            rows = remittances_list(session)
+    finally:
+        hub.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("id", "payer", "TRN02", "payment", "posted", "held", "PLB", "status", "conserved")
+    for r in rows:
+        table.add_row(*(str(r[k]) for k in ("id", "payer", "trace_number", "payment_amount", "posted", "held", "plb",
+                                            "status")), "[green]yes[/]" if r["conserved"] else "[red]NO[/]")
+    out.print(table)
 
 
 @accounts_app.command("show")

@@ -92,7 +92,8 @@ class Intake:
             return report
         if fmt is Format.X12:
             x12 = receive_x12(self.bus, data)
-            report.results += [MessageResult(i, ctl, Status(st), reason, loc) for i, ctl, st, reason, loc in x12.results]
+            report.results += [MessageResult(i, ctl, Status(st), reason, loc)
+                               for i, ctl, st, reason, loc in x12.results]
             report.ack = x12.ack
             return report
         error = (UnsupportedMessage(f"{fmt.value} intake is not available in this version", location="line 1")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, aliased
 
-from router.adapters.orm import AccountRow, ClaimRow, LedgerRow
+from router.adapters.orm import AccountRow, ClaimRow, ExceptionRow, LedgerRow, RemittanceRow
 from router.domain.ledger import CHARGE_KINDS, Balances, EntryKind, Responsibility
 from router.domain.money import fmt, from_cents
 
@@ -79,3 +80,25 @@ def account_view(session: Session, account: str) -> AccountView | None:
     entries = tuple(EntryView(kind=EntryKind(r[0]).value, responsibility=r[1], amount=from_cents(r[2]), claim=r[3],
                               source=r[4], key=r[5], reverses=r[6]) for r in rows)
     return AccountView(account, found, entries)
+
+
+def exceptions_list(session: Session, status: str | None = "open", limit: int = 500) -> list[dict[str, object]]:
+    """The exception queue as ``rcmhub exceptions list --json`` prints it, oldest first."""
+    query = select(ExceptionRow).order_by(ExceptionRow.id).limit(limit)
+    if status:
+        query = query.where(ExceptionRow.status == status)
+    return [{"id": r.id, "type": r.type, "claim": r.claim_key or None, "account": r.account,
+             "amount": fmt(from_cents(r.amount_cents)), "reason": r.reason, "status": r.status,
+             "held": r.held, "payer": r.payer, "candidates": json.loads(r.candidates)}
+            for r in session.scalars(query)]
+
+
+def remittances_list(session: Session, limit: int = 500) -> list[dict[str, object]]:
+    """Each remittance with its cash conservation: posted + held + PLB effect = payment (BPR02)."""
+    rows = session.scalars(select(RemittanceRow).order_by(RemittanceRow.id.desc()).limit(limit))
+    return [{"id": r.id, "payer": r.payer_name, "payer_id": r.payer_id, "trace_number": r.trace_number,
+             "payment_amount": fmt(from_cents(r.payment_cents)), "posted": fmt(from_cents(r.posted_cents)),
+             "held": fmt(from_cents(r.held_cents)), "plb": fmt(from_cents(r.plb_cents)),
+             "conserved": r.posted_cents + r.held_cents + r.plb_cents == r.payment_cents,
+             "status": r.status, "claims": r.claim_count, "received_at": r.received_at.isoformat()}
+            for r in rows]

@@ -79,3 +79,38 @@ def test_db_upgrade_creates_the_schema_on_an_empty_database(tmp_path: Path) -> N
     result = run(["db", "upgrade"], {"RCMHUB_DATABASE_URL": url, "RCMHUB_DATA_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "fresh.db").exists()
+
+
+SAMPLES_835 = Path(__file__).parents[1] / "samples" / "x12_835"
+
+
+def test_era_check_prints_the_balancing_verdict_per_transaction_without_posting(env: dict[str, str]) -> None:
+    good = SAMPLES_835 / "linuxforhealth-x12/managed-care.835"
+    bad = SAMPLES_835 / "linuxforhealth-x12/tertiary-payment.835"
+    result = run(["era", "check", "--json", str(good), str(bad)], env)
+    assert result.returncode == 1  # one transaction does not balance
+    txs = json.loads(result.stdout)["transactions"]
+    keys = {"control_number", "payer", "payee", "trace_number", "payment_amount", "claim_count", "claim_paid_total",
+            "plb_total", "balanced", "errors"}
+    assert all(keys <= set(t) for t in txs)
+    assert [(t["payment_amount"], t["claim_count"], t["balanced"]) for t in txs] == [("945.00", 2, True),
+                                                                                     ("187.50", 1, False)]
+    assert any(e["rule"] == "835/svc-balance" and e["severity"] == "error" for e in txs[1]["errors"])
+    assert run(["era", "check", "--json", str(good)], env).returncode == 0
+
+
+def test_exceptions_list_json_shows_what_was_not_posted(tmp_path: Path, env: dict[str, str]) -> None:
+    env = {**env, "RCMHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'own.db'}"}  # an empty queue of its own
+    raw = (SAMPLES_835 / "linuxforhealth-x12/managed-care.835").read_bytes()
+    f = tmp_path / "remit.835"
+    f.write_bytes(raw)
+    ingested = run(["ingest", "--json", str(f)], env)
+    assert ingested.returncode == 0, ingested.stderr
+    report = json.loads(ingested.stdout)["files"][0]
+    assert report["format"] == "x12" and report["accepted"] == 1 and Path(report["ack"]).exists()
+    listed = run(["exceptions", "list", "--json"], env)
+    assert listed.returncode == 0
+    rows = json.loads(listed.stdout)
+    assert [(r["type"], r["claim"], r["amount"], r["status"]) for r in rows] == [
+        ("unmatched_claim", "5554555444", "450.00", "open"), ("unmatched_claim", "8765432112", "495.00", "open")]
+    assert all(set(r) == {"id", "type", "claim", "account", "amount", "reason", "status"} for r in rows)
