@@ -10,12 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from connectors.fhir_intake import EntryStatus, receive_fhir
+from connectors.hl7_intake import Hl7Intake
 from connectors.remittance_intake import receive_x12
 from mappings.detect import Format, detect_format
 from mappings.hl7v2 import er7
-from mappings.hl7v2.inbound import to_commands
+from router.adapters.message_store import MessageStore
 from router.bus import MessageBus
-from router.domain.errors import DecodeError, PermanentError, UnsupportedMessage
+from router.domain.errors import DecodeError, UnsupportedMessage
 
 
 class Status(StrEnum):
@@ -58,21 +60,30 @@ class FileReport:
 
 
 class Intake:
-    def __init__(self, bus: MessageBus) -> None:
+    def __init__(self, bus: MessageBus, store: MessageStore | None = None) -> None:
         self.bus = bus
+        self.store = store
+        self.hl7 = Hl7Intake(bus, store)
 
-    def receive_hl7(self, raw: bytes | str, index: int = 1) -> MessageResult:
-        """Decode one HL7 v2 message and dispatch its commands; permanent errors become a rejection."""
-        control_id = ""
-        try:
-            msg = er7.parse(raw)
-            control_id = msg.control_id
-            duplicate = False
-            for command in to_commands(msg):
-                duplicate = self.bus.handle(command).duplicate
-            return MessageResult(index, control_id, Status.DUPLICATE if duplicate else Status.ACCEPTED)
-        except PermanentError as exc:
-            return MessageResult(index, control_id, Status.REJECTED, exc.reason, exc.location)
+    def receive_hl7(self, raw: bytes | str, index: int = 1, channel: str = "file", peer: str = "") -> MessageResult:
+        """Store one HL7 v2 message raw, then decode and dispatch it; permanent errors become a rejection."""
+        outcome = self.hl7.receive(raw, channel, peer)
+        return MessageResult(index, outcome.control_id, Status(outcome.status), outcome.reason, outcome.location)
+
+    def receive_mllp(self, payload: bytes, peer: str) -> bytes | None:
+        """The ACK (unframed) for one MLLP payload, sent only once the payload is stored; None: no ACK (NE)."""
+        return self.hl7.receive_mllp(payload, peer)
+
+    def receive_fhir(self, raw: bytes) -> list[MessageResult]:
+        """Decode one FHIR resource or Bundle, dispatch it, and report one result per Bundle entry."""
+        receipt = receive_fhir(self.bus, raw)
+        if receipt.error is not None:
+            where = f"Bundle.entry[{receipt.error_entry}]: " if receipt.error_entry is not None else ""
+            return [MessageResult(1, "", Status.REJECTED, receipt.error.reason, where + (receipt.error.location or ""))]
+        status = {EntryStatus.DUPLICATE: Status.DUPLICATE, EntryStatus.REJECTED: Status.REJECTED}
+        return [MessageResult(e.index + 1, e.full_url or e.resource_type, status.get(e.status, Status.ACCEPTED),
+                              e.error.reason if e.error else None, e.error.location if e.error else None)
+                for e in receipt.entries]
 
     def ingest(self, data: bytes, name: str,
                progress: Callable[[int, int], None] | None = None) -> FileReport:
@@ -89,6 +100,9 @@ class Intake:
                 report.results.append(self.receive_hl7(message, i))
                 if progress:
                     progress(i, len(messages))
+            return report
+        if fmt is Format.FHIR:
+            report.results += self.receive_fhir(data)
             return report
         if fmt is Format.X12:
             x12 = receive_x12(self.bus, data)

@@ -1,0 +1,125 @@
+"""FHIR R4 intake over REST: ``POST /fhir/Bundle``, ``POST /fhir/{type}`` for the intake types, and
+``GET /fhir/metadata``. Thin: decoding is mappings.fhir, dispatch is connectors.fhir_intake."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import HubDep
+from connectors.fhir_intake import EntryOutcome, EntryStatus, FhirReceipt, receive_fhir
+from mappings.fhir.inbound import INTAKE_TYPES, REMITTANCE_HINT, REMITTANCE_TYPES
+from mappings.fhir.outcome import capability_statement, error_outcome, info_outcome, response_bundle
+from router.domain.errors import DecodeError, UnsupportedMessage
+
+FHIR_JSON = "application/fhir+json"
+ACCEPTED_MEDIA = frozenset({FHIR_JSON, "application/json"})
+_BODY = {"requestBody": {"required": True, "content": {m: {"schema": {"type": "object"}} for m in ACCEPTED_MEDIA}}}
+_OO = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
+_STATUS_LINE = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request", 409: "409 Conflict",
+                422: "422 Unprocessable Entity"}
+
+router = APIRouter(prefix="/fhir", tags=["fhir"])
+
+
+def _fhir(body: dict[str, Any], status: int) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON)
+
+
+async def _body(request: Request) -> bytes | JSONResponse:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in ACCEPTED_MEDIA:
+        return _fhir(error_outcome(UnsupportedMessage(
+            f"content type {media or 'none'!r} is not accepted (application/fhir+json, application/json)",
+            location="Content-Type")), 415)
+    return await request.body()
+
+
+def _status(entry: EntryOutcome) -> int:
+    if entry.status is EntryStatus.POSTED:
+        return 201
+    if entry.status in (EntryStatus.DUPLICATE, EntryStatus.CONTEXT):
+        return 200
+    return 400 if isinstance(entry.error, DecodeError) else 422
+
+
+def _entry_outcome(entry: EntryOutcome) -> dict[str, Any]:
+    if entry.error is not None:
+        return error_outcome(entry.error)
+    return info_outcome(entry.message, "duplicate" if entry.status is EntryStatus.DUPLICATE else "informational")
+
+
+def _rejected(receipt: FhirReceipt) -> JSONResponse:
+    assert receipt.error is not None
+    prefix = f"Bundle.entry[{receipt.error_entry}].resource." if receipt.error_entry is not None else ""
+    return _fhir(error_outcome(receipt.error, prefix), 400 if isinstance(receipt.error, DecodeError) else 422)
+
+
+_RESOURCE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "a resend (nothing new posted), or context only (Encounter)", **_OO},
+    201: {"description": "posted; OperationOutcome says what", **_OO},
+    400: {"description": "not JSON (OperationOutcome)", **_OO},
+    415: {"description": "content type other than application/fhir+json or application/json", **_OO},
+    422: {"description": "invalid or unpostable resource; OperationOutcome names the element", **_OO},
+    503: {"description": "a dependency is unavailable; retry"},
+}
+
+
+def _resource_route(resource_type: str) -> None:
+    async def create(request: Request, hub: HubDep) -> JSONResponse:
+        body = await _body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        receipt = receive_fhir(hub.bus, body, resource_type)
+        if receipt.error is not None:
+            return _rejected(receipt)
+        entry = receipt.entries[0]
+        return _fhir(_entry_outcome(entry), _status(entry))
+
+    create.__name__ = f"create_{resource_type.lower()}"
+    router.add_api_route(f"/{resource_type}", create, methods=["POST"], status_code=201,
+                         responses=_RESOURCE_RESPONSES, openapi_extra=_BODY,
+                         summary=f"Post a {resource_type} (FHIR R4)", response_class=JSONResponse)
+
+
+for _type in INTAKE_TYPES:
+    _resource_route(_type)
+
+
+@router.post("/Bundle", openapi_extra=_BODY, response_class=JSONResponse, responses={
+    200: {"description": "transaction-response or batch-response Bundle with per-entry status", **_OO},
+    400: {"description": "not JSON (OperationOutcome)", **_OO},
+    415: {"description": "content type other than application/fhir+json or application/json", **_OO},
+    422: {"description": "not a transaction/batch/message Bundle, or a transaction entry failed", **_OO},
+    503: {"description": "a dependency is unavailable; retry"}})
+async def post_bundle(request: Request, hub: HubDep) -> JSONResponse:
+    """Process a transaction (all validated before any posting), batch or message Bundle."""
+    body = await _body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    receipt = receive_fhir(hub.bus, body, "Bundle")
+    if receipt.error is not None:
+        return _rejected(receipt)
+    entries = [(_STATUS_LINE[_status(e)], _entry_outcome(e)) for e in receipt.entries]
+    return _fhir(response_bundle(receipt.kind, entries), 200)
+
+
+@router.get("/metadata", response_class=JSONResponse, responses={200: {"description": "CapabilityStatement", **_OO}})
+def metadata(request: Request) -> JSONResponse:
+    return _fhir(capability_statement(request.app.version, date.today().isoformat()), 200)
+
+
+@router.post("/{resource_type}", response_class=JSONResponse, include_in_schema=True, responses={
+    404: {"description": "not a resource type this server takes (OperationOutcome)", **_OO},
+    422: {"description": "a remittance-side resource: posted from X12 835, not here (OperationOutcome)", **_OO}})
+def other_type(resource_type: str) -> JSONResponse:
+    """Any other type: say where it goes instead of a bare 404 (answered without reading the body)."""
+    if resource_type in REMITTANCE_TYPES:
+        return _fhir(error_outcome(UnsupportedMessage(f"{resource_type} {REMITTANCE_HINT}",
+                                                      location="resourceType")), 422)
+    return _fhir(error_outcome(UnsupportedMessage(
+        f"{resource_type!r} is not taken here (accepted: {', '.join(INTAKE_TYPES)}, Bundle); see /fhir/metadata",
+        location="resourceType")), 404)

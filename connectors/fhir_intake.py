@@ -1,0 +1,81 @@
+"""FHIR intake (connectors): decode a payload with mappings.fhir, dispatch its commands in dependency
+order on the bus, and report one outcome per entry (HTTP routes and the file intake share this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mappings.fhir.inbound import decode
+from router.bus import MessageBus
+from router.domain.errors import PermanentError
+
+
+class EntryStatus(StrEnum):
+    POSTED = "posted"
+    DUPLICATE = "duplicate"
+    CONTEXT = "context"  # decoded, nothing to post (e.g. Encounter, Organization): said, never dropped
+    REJECTED = "rejected"
+    NOT_PROCESSED = "not-processed"  # a transaction stopped before this entry
+
+
+@dataclass(frozen=True)
+class EntryOutcome:
+    index: int
+    resource_type: str
+    full_url: str
+    status: EntryStatus
+    message: str = ""
+    error: PermanentError | None = None
+
+
+@dataclass(frozen=True)
+class FhirReceipt:
+    kind: str  # transaction | batch | message | resource ('' when undecodable)
+    entries: tuple[EntryOutcome, ...] = ()
+    error: PermanentError | None = None  # the payload as a whole was rejected
+    error_entry: int | None = None  # Bundle.entry index the whole-payload error is about
+
+
+def receive_fhir(bus: MessageBus, raw: bytes | str, expected_type: str | None = None) -> FhirReceipt:
+    try:
+        decoded = decode(raw, expected_type)
+    except PermanentError as exc:
+        return FhirReceipt("", error=exc)
+    atomic = decoded.kind == "transaction"
+    failed = next((e for e in decoded.entries if e.error), None)
+    if atomic and failed is not None and failed.error is not None:  # validate all before posting any
+        return FhirReceipt(decoded.kind, tuple(
+            EntryOutcome(e.index, e.resource_type, e.full_url,
+                         EntryStatus.REJECTED if e.error else EntryStatus.NOT_PROCESSED, error=e.error)
+            for e in decoded.entries), failed.error, failed.index)
+    outcomes: dict[int, EntryOutcome] = {}
+    stop: tuple[int, PermanentError] | None = None
+    for entry in decoded.dispatch_order():
+        head = (entry.index, entry.resource_type, entry.full_url)
+        if stop is not None:
+            outcomes[entry.index] = EntryOutcome(*head, EntryStatus.NOT_PROCESSED,
+                                                 f"not processed: the transaction stopped at entry {stop[0]}")
+        elif entry.error is not None:
+            outcomes[entry.index] = EntryOutcome(*head, EntryStatus.REJECTED, entry.error.reason, entry.error)
+        elif not entry.commands:
+            outcomes[entry.index] = EntryOutcome(*head, EntryStatus.CONTEXT, entry.note)
+        else:
+            try:
+                duplicate = all([bus.handle(c).duplicate for c in entry.commands])
+            except PermanentError as exc:
+                outcomes[entry.index] = EntryOutcome(*head, EntryStatus.REJECTED, exc.reason, exc)
+                if atomic:  # entries already posted stay posted; each is idempotent, so a resend completes it
+                    stop = (entry.index, exc)
+                continue
+            status = EntryStatus.DUPLICATE if duplicate else EntryStatus.POSTED
+            outcomes[entry.index] = EntryOutcome(*head, status, _summary(entry.commands, duplicate))
+    if stop is not None:
+        return FhirReceipt(decoded.kind, tuple(outcomes[i] for i in sorted(outcomes)), stop[1], stop[0])
+    return FhirReceipt(decoded.kind, tuple(outcomes[i] for i in sorted(outcomes)))
+
+
+def _summary(commands: tuple[object, ...], duplicate: bool) -> str:
+    names = ", ".join(type(c).__name__ for c in commands)
+    return f"already processed ({names}): nothing new posted" if duplicate else f"processed: {names}"
+
