@@ -19,7 +19,7 @@ FHIR_JSON = "application/fhir+json"
 ACCEPTED_MEDIA = frozenset({FHIR_JSON, "application/json"})
 _BODY = {"requestBody": {"required": True, "content": {m: {"schema": {"type": "object"}} for m in ACCEPTED_MEDIA}}}
 _OO = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
-_STATUS_LINE = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request", 409: "409 Conflict",
+_STATUS_LINE = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request",
                 422: "422 Unprocessable Entity"}
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])

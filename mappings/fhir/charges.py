@@ -19,6 +19,7 @@ from fhir.resources.R4B.claim import Claim, ClaimItem
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.money import Money
 from fhir.resources.R4B.patient import Patient as FhirPatient
+from fhir.resources.R4B.quantity import Quantity
 from fhir.resources.R4B.reference import Reference
 
 from mappings.fhir.references import Resolver, first_value, logical_value, typed_value
@@ -31,6 +32,15 @@ from router.domain.model import ChargeLine, Coverage, Patient
 from router.domain.money import money
 
 POSTED_CHARGE_ITEM_STATUSES = frozenset({"billable", "billed", "unknown"})
+# Beyond these a value is a typo or an attack (1e400 would overflow the cents quantize), not a charge.
+MAX_AMOUNT = Decimal("1e9")
+MAX_QUANTITY = Decimal("1e6")
+
+
+def _bounded(value: Decimal, limit: Decimal, location: str) -> Decimal:
+    if not value.is_finite() or abs(value) >= limit:
+        raise MappingError(f"{value} is out of range (|value| < {limit:,.0f})", location=location)
+    return value
 
 
 def _amount(value: Money | None, location: str) -> Decimal | None:
@@ -38,7 +48,13 @@ def _amount(value: Money | None, location: str) -> Decimal | None:
         return None
     if value.currency not in (None, "USD"):
         raise MappingError(f"currency {value.currency!r} is not posted (USD only)", location=f"{location}.currency")
-    return Decimal(value.value)
+    return _bounded(Decimal(value.value), MAX_AMOUNT, f"{location}.value")
+
+
+def _quantity(quantity: Quantity | None, location: str) -> Decimal:
+    if quantity is None or quantity.value is None:
+        return Decimal(1)
+    return _bounded(Decimal(quantity.value), MAX_QUANTITY, f"{location}.value")
 
 
 def _code(concept: object, location: str) -> tuple[str, str]:
@@ -111,13 +127,14 @@ def _claim_line(item: ClaimItem, claim: Claim, diagnoses: dict[int | None, str],
         raise MappingError("date of service missing (servicedDate, servicedPeriod or Claim.billablePeriod)",
                            location=f"{loc}.servicedDate")
     code, display = _code(item.productOrService, f"{loc}.productOrService")
-    units = Decimal(item.quantity.value) if item.quantity and item.quantity.value is not None else Decimal(1)
+    units = _quantity(item.quantity, f"{loc}.quantity")
     amount = _amount(item.net, f"{loc}.net")
     if amount is None:
         unit_price = _amount(item.unitPrice, f"{loc}.unitPrice")
         if unit_price is None:
             raise MappingError("amount missing (net, or unitPrice x quantity)", location=f"{loc}.net")
-        amount = unit_price * units * (Decimal(item.factor) if item.factor is not None else 1)
+        factor = _bounded(Decimal(item.factor), MAX_QUANTITY, f"{loc}.factor") if item.factor is not None else 1
+        amount = _bounded(unit_price * units * factor, MAX_AMOUNT, f"{loc}.unitPrice")
     codes: list[str] = []
     for j, seq in enumerate(item.diagnosisSequence or []):
         if seq not in diagnoses:
@@ -158,7 +175,7 @@ def decode_charge_item(raw: Raw, resolver: Resolver, prefix: str = "ChargeItem")
     code, display = _code(item.code, f"{prefix}.code")
     key = _encounter_key(item.context, raw, resolver, f"{prefix}.context") if item.context else ""
     key = key or f"{account}:{service_date:%Y%m%d}"
-    units = Decimal(item.quantity.value) if item.quantity and item.quantity.value is not None else Decimal(1)
+    units = _quantity(item.quantity, f"{prefix}.quantity")
     line = ChargeLine(line_no=1, service_date=service_date, code=code, amount=money(price), units=units,
                       description=display,
                       diagnoses=tuple(_code(r, f"{prefix}.reason[{j}]")[0] for j, r in enumerate(item.reason or [])))

@@ -96,6 +96,9 @@ def _entry(index: int, res: Raw, full_url: str, resolver: Resolver, *, standalon
         commands, note = _map(rtype, res, resolver, standalone)
     except PermanentError as exc:
         return Entry(index, rtype, full_url, error=exc)
+    except ArithmeticError as exc:  # a number no guard above foresaw: reject the entry, never a 500
+        return Entry(index, rtype, full_url, error=MappingError(f"a number is out of range: {exc!r}",
+                                                                location=rtype))
     return Entry(index, rtype, full_url, commands, note)
 
 

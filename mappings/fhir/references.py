@@ -4,7 +4,7 @@ or ``Type/id``, contained resources by ``#id``; plus Identifier look-ups by v2-0
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from fhir.resources.R4B.identifier import Identifier
 from fhir.resources.R4B.reference import Reference
@@ -43,7 +43,14 @@ class Resolver:
         cached = self._models.get(id(raw))
         if cached is None:
             cached = self._models[id(raw)] = validate(raw, model, prefix)
-        return cast(M, cached)
+            # Contained resources were validated with their parent: keep those models, don't validate twice.
+            for child_raw, child in zip(raw.get("contained") or [], getattr(cached, "contained", None) or [],
+                                        strict=False):
+                if isinstance(child_raw, dict) and type(child).__name__ == child_raw.get("resourceType"):
+                    self._models.setdefault(id(child_raw), child)
+        if not isinstance(cached, model):
+            raise MappingError(f"expected a {model.__name__}", location=prefix or model.__name__)
+        return cached
 
     def resolve(self, ref: Reference | None, model: type[M], owner: Raw, location: str) -> tuple[Raw, M] | None:
         """The resource ``ref`` points at, if it is in this payload; a wrong type is an error."""
