@@ -18,11 +18,11 @@ def money(value: Decimal | int | str) -> Decimal:
         raise TypeError("money must not be built from bool")
     try:
         amount = Decimal(value)
-    except (InvalidOperation, ValueError) as exc:
+        if not amount.is_finite():
+            raise MappingError(f"{value!r} is not a finite amount")
+        return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    except (InvalidOperation, ValueError) as exc:  # quantize overflows on absurd magnitudes (1e400)
         raise MappingError(f"{value!r} is not an amount") from exc
-    if not amount.is_finite():
-        raise MappingError(f"{value!r} is not a finite amount")
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def to_cents(amount: Decimal) -> int:
