@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.settings import Settings
 from connectors.intake import Intake
 from router.adapters.db import make_engine, upgrade
+from router.adapters.message_store import MessageStore
 from router.bus import InProcessBus, MessageBus
 from router.handlers import HANDLERS
 from router.unit_of_work import UnitOfWork
@@ -37,4 +38,4 @@ def build(settings: Settings, *, migrate: bool = True) -> Hub:
     sessions = sessionmaker(engine, expire_on_commit=False)
     uow_factory = partial(UnitOfWork, sessions)
     bus = InProcessBus(uow_factory, HANDLERS)
-    return Hub(settings, engine, sessions, uow_factory, bus, Intake(bus))
+    return Hub(settings, engine, sessions, uow_factory, bus, Intake(bus, MessageStore(sessions)))

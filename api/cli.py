@@ -230,14 +230,23 @@ def serve() -> None:
     import uvicorn
 
     from api.app import create_app
+    from connectors.hl7_listener import Hl7Listener
 
     hub = _hub()
-    err.print(f"rcmhub serving on http://{hub.settings.api_host}:{hub.settings.api_port} "
-              f"({'embedded' if hub.settings.embedded else 'RabbitMQ'} bus)")
+    settings = hub.settings
     try:
-        uvicorn.run(create_app(hub), host=hub.settings.api_host, port=hub.settings.api_port,
-                    log_level=hub.settings.log_level.lower())
+        mllp = Hl7Listener(hub.intake, settings.mllp_host, settings.mllp_port).run_in_thread()
+    except OSError as exc:
+        hub.close()
+        err.print(f"[red]error:[/] MLLP cannot listen on {settings.mllp_host}:{settings.mllp_port}: {exc.strerror}")
+        raise typer.Exit(1) from exc
+    err.print(f"rcmhub serving on http://{settings.api_host}:{settings.api_port} and MLLP "
+              f"{settings.mllp_host}:{mllp.port} ({'embedded' if settings.embedded else 'RabbitMQ'} bus)")
+    try:
+        uvicorn.run(create_app(hub), host=settings.api_host, port=settings.api_port,
+                    log_level=settings.log_level.lower())
     finally:
+        mllp.stop()
         hub.close()
 
 

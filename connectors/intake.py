@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from connectors.fhir_intake import EntryStatus, receive_fhir
+from connectors.hl7_intake import Hl7Intake
 from connectors.remittance_intake import receive_x12
 from mappings.detect import Format, detect_format
 from mappings.hl7v2 import er7
-from mappings.hl7v2.inbound import to_commands
+from router.adapters.message_store import MessageStore
 from router.bus import MessageBus
-from router.domain.errors import DecodeError, PermanentError, UnsupportedMessage
+from router.domain.errors import DecodeError, UnsupportedMessage
 
 
 class Status(StrEnum):
@@ -59,21 +60,19 @@ class FileReport:
 
 
 class Intake:
-    def __init__(self, bus: MessageBus) -> None:
+    def __init__(self, bus: MessageBus, store: MessageStore | None = None) -> None:
         self.bus = bus
+        self.store = store
+        self.hl7 = Hl7Intake(bus, store)
 
-    def receive_hl7(self, raw: bytes | str, index: int = 1) -> MessageResult:
-        """Decode one HL7 v2 message and dispatch its commands; permanent errors become a rejection."""
-        control_id = ""
-        try:
-            msg = er7.parse(raw)
-            control_id = msg.control_id
-            duplicate = False
-            for command in to_commands(msg):
-                duplicate = self.bus.handle(command).duplicate
-            return MessageResult(index, control_id, Status.DUPLICATE if duplicate else Status.ACCEPTED)
-        except PermanentError as exc:
-            return MessageResult(index, control_id, Status.REJECTED, exc.reason, exc.location)
+    def receive_hl7(self, raw: bytes | str, index: int = 1, channel: str = "file", peer: str = "") -> MessageResult:
+        """Store one HL7 v2 message raw, then decode and dispatch it; permanent errors become a rejection."""
+        outcome = self.hl7.receive(raw, channel, peer)
+        return MessageResult(index, outcome.control_id, Status(outcome.status), outcome.reason, outcome.location)
+
+    def receive_mllp(self, payload: bytes, peer: str) -> bytes | None:
+        """The ACK (unframed) for one MLLP payload, sent only once the payload is stored; None: no ACK (NE)."""
+        return self.hl7.receive_mllp(payload, peer)
 
     def receive_fhir(self, raw: bytes) -> list[MessageResult]:
         """Decode one FHIR resource or Bundle, dispatch it, and report one result per Bundle entry."""

@@ -41,7 +41,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[bytes, str], Awaitable[bytes]]
+Handler = Callable[[bytes, str], Awaitable[bytes | None]]
 ErrorHook = Callable[[FrameError, str], bytes | Awaitable[bytes | None] | None]
 
 _READ_SIZE = 64 * 1024
@@ -75,8 +75,9 @@ class _CloseConnection(Exception):
 @dataclass
 class MllpServer:
     """``handler(payload, peer)`` answers each frame; its reply is framed and written before the next
-    frame of that connection is read. ``on_error(error, peer)`` answers an oversize or truncated frame
-    (e.g. with an AR ACK) or returns None to hang up; without it such a frame closes the connection.
+    frame of that connection is read; a None reply writes nothing. ``on_error(error, peer)`` answers an
+    oversize or truncated frame (e.g. with an AR ACK) or returns None to hang up; without it such a frame
+    closes the connection.
     Garbage between frames is skipped and counted; it is not a request, so it gets no reply."""
 
     handler: Handler
@@ -190,7 +191,9 @@ class MllpServer:
         if isinstance(item, Frame):
             self.stats.frames_received += 1
             try:
-                return encode_frame(await self.handler(item.payload, peer))
+                reply = await self.handler(item.payload, peer)
+                # None: the message asked for no reply (HL7 enhanced mode, MSH-15 NE).
+                return None if reply is None else encode_frame(reply)
             except Exception as exc:
                 self.stats.handler_failures += 1
                 # Never the payload nor str(exc): either may carry PHI.

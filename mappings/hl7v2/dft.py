@@ -1,4 +1,4 @@
-"""DFT^P03 (post detail financial transactions) -> ``PostCharges``.
+"""DFT^P03 and DFT^P11 (post detail financial transactions) -> ``PostCharges``.
 
 Reads PID-3 (MRN), PID-5 (name), PID-7 (birth date), PID-18 (account), PV1-19 (visit number = claim
 key), IN1-1/2/3/4/8/36 (coverage) and per FT1: FT1-4 date, FT1-6 type (table 0017: CG charge,
@@ -9,6 +9,7 @@ FT1-25 procedure, FT1-26 modifiers.
 Claim key rule: PV1-19 when present; otherwise ``{PID-18}:{FT1-4 of the first FT1}`` (one claim per
 account and date of service), so a visit without a number is still billed as one encounter.
 Payments and adjustments carry the payer side when FT1-14 (insurance plan) is filled, else the patient.
+DFT^P11 (v2.5+) carries the same FT1 fields in per-transaction groups, so it maps the same way.
 """
 
 from __future__ import annotations
@@ -16,44 +17,21 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from mappings.hl7v2.er7 import Message, Segment, parse_date
+from mappings.hl7v2.segments import account_of, coverages_of, patient_of, source_id
 from router.domain.commands import EmrTransaction, PostCharges
 from router.domain.errors import MappingError
 from router.domain.ledger import EntryKind, Responsibility
-from router.domain.model import ChargeLine, Coverage, Patient
+from router.domain.model import ChargeLine
 from router.domain.money import money
-
-
-def source_id(msg: Message) -> str:
-    """``hl7:{MSH-4}:{MSH-10}``: a resend of the same message is recognised by this key."""
-    control_id = msg.msh.require(10, "message control id (MSH-10)")
-    return f"hl7:{msg.sending_facility}:{control_id}"
-
-
-def patient_of(pid: Segment) -> Patient:
-    birth = pid.get(7)
-    return Patient(mrn=pid.require(3, "patient identifier (PID-3)"), family=pid.get(5, 1), given=pid.get(5, 2),
-                   birth_date=parse_date(birth, pid.loc(7)) if birth else None)
-
-
-def coverages_of(msg: Message) -> tuple[Coverage, ...]:
-    found: list[Coverage] = []
-    for in1 in msg.all("IN1"):
-        sequence = in1.get(1) or str(len(found) + 1)
-        if not sequence.isdigit():
-            raise MappingError(f"set id {sequence!r} is not a number", location=in1.loc(1))
-        found.append(Coverage(sequence=int(sequence), payer_id=in1.require(3, "insurance company id (IN1-3)"),
-                              payer_name=in1.get(4), member_id=in1.get(36), group_number=in1.get(8),
-                              plan=in1.get(2)))
-    return tuple(found)
 
 
 def decode_dft(msg: Message) -> PostCharges:
     sid = source_id(msg)
     pid = msg.one("PID")
-    account = pid.require(18, "patient account number (PID-18)")
+    account = account_of(pid)
     ft1s = msg.all("FT1")
     if not ft1s:
-        raise MappingError("DFT^P03 without FT1 segments", location="FT1")
+        raise MappingError("DFT without FT1 segments", location="FT1")
     pv1 = msg.first("PV1")
     claim_key = (pv1.get(19) if pv1 else "").strip()
     if not claim_key:

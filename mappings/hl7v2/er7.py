@@ -155,6 +155,32 @@ def parse(data: bytes | str) -> Message:
     return Message(segments, seps)
 
 
+def parse_header(data: bytes | str) -> Segment:
+    """Only MSH, cheaply: what the message store and the ACK need, before (or without) a full parse."""
+    text = decode_bytes(data) if isinstance(data, bytes) else data.removeprefix("\ufeff").lstrip("\r\n\t ")
+    first = text.split("\r", 1)[0].split("\n", 1)[0]
+    return parse(first).msh
+
+
+def codec_of(msh: Segment) -> str:
+    """The Python codec for the message's MSH-18 (UTF-8 when none is declared or it is unknown)."""
+    return CHARSETS.get(msh.get(18).strip().upper(), "utf-8")
+
+
+def canonical(data: bytes) -> bytes:
+    """The form two copies of one message share: BOM dropped, segments ended by CR, MSH-7 (time of
+    sending, which some EMRs restamp on a resend) blanked. Undecodable bytes are returned as they are."""
+    try:
+        text = decode_bytes(data)
+    except DecodeError:
+        return data
+    lines = [line for line in text.replace("\r\n", "\r").replace("\n", "\r").split("\r") if line.strip()]
+    fields = lines[0].split(lines[0][3])
+    if len(fields) > 6:
+        fields[6] = ""
+    return "\r".join([lines[0][3].join(fields), *lines[1:]]).encode("utf-8", errors="replace")
+
+
 def split_messages(text: str) -> list[str]:
     """Split a file holding several messages (optionally in FHS/BHS batch envelopes) at each MSH."""
     text = text.removeprefix("\ufeff").replace("\r\n", "\r").replace("\n", "\r")

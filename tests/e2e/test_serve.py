@@ -11,6 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hl7_factory import Dft, Ft1
+
+from connectors.mllp import MllpClient
 
 RCMHUB = str(Path(sys.executable).parent / "rcmhub")
 
@@ -23,8 +26,9 @@ def free_port() -> int:
 
 @pytest.mark.timeout(90)
 def test_serve_upgrades_an_empty_database_and_answers_health_and_account_queries(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "RCMHUB_DATA_DIR": str(tmp_path), "RCMHUB_API_PORT": str(port)}
+    port, mllp_port = free_port(), free_port()
+    env = {**os.environ, "RCMHUB_DATA_DIR": str(tmp_path), "RCMHUB_API_PORT": str(port),
+           "RCMHUB_MLLP_PORT": str(mllp_port)}
     proc = subprocess.Popen([RCMHUB, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -43,6 +47,9 @@ def test_serve_upgrades_an_empty_database_and_answers_health_and_account_queries
         missing = httpx.get(f"{base}/api/v1/accounts/NOPE", timeout=5)
         assert missing.status_code == 404
         assert (tmp_path / "rcmhub.db").exists()
+        with MllpClient("127.0.0.1", mllp_port) as client:  # the MLLP listener runs beside the API
+            ack = client.send(Dft("SERVE1", "SERVE-A1", visit="SV1", lines=[Ft1("10.00")]).er7().encode())
+        assert b"\rMSA|AA|SERVE1" in ack
     finally:
         proc.terminate()
         proc.wait(20)

@@ -1,0 +1,31 @@
+"""The HL7 v2 MLLP listener (connectors layer): ``MllpServer`` wired to the intake, one ACK per frame.
+
+Each payload is handled off the event loop (``asyncio.to_thread``): storing and posting are blocking
+database work, and the loop must keep serving other connections meanwhile. A frame the framing layer
+refuses (oversize, truncated) is answered AR with an empty MSA-2: its content was never kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from connectors.intake import Intake
+from connectors.mllp import FrameError, MllpServer, MllpServerThread
+from mappings.hl7v2.ack import AckCode, AckError, build_ack
+
+
+class Hl7Listener:
+    def __init__(self, intake: Intake, host: str = "127.0.0.1", port: int = 0, **server_options: Any) -> None:
+        self.intake = intake
+        self.server = MllpServer(self.handle, host=host, port=port, on_error=self.on_frame_error,
+                                 **server_options)
+
+    async def handle(self, payload: bytes, peer: str) -> bytes | None:
+        return await asyncio.to_thread(self.intake.receive_mllp, payload, peer)
+
+    def on_frame_error(self, error: FrameError, peer: str) -> bytes:
+        return build_ack(None, AckCode.AR, AckError(f"MLLP frame refused: {error.reason}", 100))
+
+    def run_in_thread(self) -> MllpServerThread:
+        return self.server.run_in_thread()
