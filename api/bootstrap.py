@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import Settings
 from connectors.intake import Intake
+from connectors.rabbitmq.bus import RabbitBus
+from connectors.rabbitmq.publisher import Publisher
+from connectors.rabbitmq.topology import Topology
 from router.adapters.db import make_engine, upgrade
 from router.adapters.message_store import MessageStore
 from router.bus import InProcessBus, MessageBus
@@ -26,16 +29,23 @@ class Hub:
     uow_factory: Callable[[], UnitOfWork]
     bus: MessageBus
     intake: Intake
+    local_bus: InProcessBus | None = None  # handles commands in this process (workers, ingest, demo)
 
     def close(self) -> None:
+        if isinstance(self.bus, RabbitBus):
+            self.bus.close()
         self.engine.dispose()
 
 
-def build(settings: Settings, *, migrate: bool = True) -> Hub:
+def build(settings: Settings, *, migrate: bool = True, in_process: bool = False) -> Hub:
+    """The hub; with ``settings.amqp_url`` its bus publishes to RabbitMQ unless ``in_process`` is asked for."""
     engine = make_engine(settings.database_url)
     if migrate:
         upgrade(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
     uow_factory = partial(UnitOfWork, sessions)
-    bus = InProcessBus(uow_factory, HANDLERS)
-    return Hub(settings, engine, sessions, uow_factory, bus, Intake(bus, MessageStore(sessions)))
+    local_bus = InProcessBus(uow_factory, HANDLERS)
+    bus: MessageBus = local_bus
+    if settings.amqp_url and not in_process:
+        bus = RabbitBus(Publisher(settings.amqp_url), Topology(settings.amqp_prefix))
+    return Hub(settings, engine, sessions, uow_factory, bus, Intake(bus, MessageStore(sessions)), local_bus)

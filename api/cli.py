@@ -41,12 +41,12 @@ err = Console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout")]
 
 
-def _hub(migrate: bool = True) -> Hub:
+def _hub(migrate: bool = True, in_process: bool = False) -> Hub:
     settings = Settings()
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        return build(settings, migrate=migrate)
+        return build(settings, migrate=migrate, in_process=in_process)
     except HubError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
@@ -57,7 +57,7 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files to process (H
                                                        exists=True, dir_okay=False, readable=True)],
            as_json: JsonFlag = False) -> None:
     """Feed files through the pipeline and wait until every message is processed."""
-    hub = _hub()
+    hub = _hub(in_process=True)  # waits for the ledger: handled here even when RabbitMQ is configured
     reports = []
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -255,7 +255,7 @@ def demo(as_json: JsonFlag = False) -> None:
     """Create a small synthetic practice and run it through the real pipeline."""
     from api.demo import run_demo
 
-    hub = _hub()
+    hub = _hub(in_process=True)
     try:
         result = run_demo(hub)
     finally:
@@ -272,6 +272,43 @@ def demo(as_json: JsonFlag = False) -> None:
                       acc["total_balance"])
     out.print(table)
     out.print(f"Inspect one: [bold]rcmhub accounts show {result['accounts'][0]['account']}[/]")  # type: ignore[index]
+
+
+@app.command()
+def worker(role: Annotated[str, typer.Option(help="intake, router or all")] = "all",
+           concurrency: Annotated[int, typer.Option(min=1, max=64, help="worker threads per role")] = 4,
+           prefetch: Annotated[int, typer.Option(min=0, help="unacked deliveries per role (0: 2 x concurrency)")] = 0,
+           ) -> None:
+    """Consume the RabbitMQ work queues as competing consumers until SIGTERM (needs RCMHUB_AMQP_URL)."""
+    from connectors.rabbitmq.consumer import WorkConsumer
+    from connectors.rabbitmq.topology import Topology
+    from connectors.rabbitmq.workers import ROLES, CommandConsumer, IntakeConsumer, declare, run_workers
+
+    roles = ROLES if role == "all" else (role,)
+    if any(r not in ROLES for r in roles):
+        err.print(f"[red]error:[/] --role must be one of {', '.join(ROLES)} or all")
+        raise typer.Exit(2)
+    settings = Settings()
+    if not settings.amqp_url:
+        err.print("[red]error:[/] rcmhub worker needs RCMHUB_AMQP_URL")
+        raise typer.Exit(2)
+    hub = _hub(migrate=False)  # schema upgrades belong to `db upgrade`/`serve`, not N racing workers
+    logging.getLogger("pika").setLevel(max(logging.WARNING, logging.getLogger().level))  # pika's INFO is per frame
+    assert hub.local_bus is not None
+    topology = Topology(settings.amqp_prefix)
+    try:
+        declare(settings.amqp_url, topology)
+        options = {"concurrency": concurrency, "prefetch": prefetch or None}
+        consumers: list[WorkConsumer] = [
+            CommandConsumer(settings.amqp_url, topology, hub.local_bus, **options) if r == "router"
+            else IntakeConsumer(settings.amqp_url, topology, hub.intake, **options) for r in roles]
+        err.print(f"rcmhub worker: {', '.join(roles)} x{concurrency} on {topology.prefix}.*")
+        run_workers(consumers)
+    except HubError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        hub.close()
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("rcmhub", appauthor=False)))
     database_url: str = ""  # empty: SQLite file ``rcmhub.db`` in data_dir (embedded mode)
     amqp_url: str = ""  # empty: the in-process bus (embedded mode)
+    amqp_prefix: str = "rcmhub"  # exchange/queue name prefix (connectors/rabbitmq/topology.py)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     mllp_host: str = "127.0.0.1"

@@ -44,6 +44,15 @@ def digest(command: Command) -> str:
     return hashlib.sha256(f"{type(command).__name__}:{to_json(command)}".encode()).hexdigest()
 
 
+def ordering_keys(command: Command) -> tuple[str, ...]:
+    """Accounts a command posts to, locked for its unit of work so two workers never interleave them.
+
+    Remittances find their accounts only while matching and are not serialized here.
+    """
+    account = getattr(command, "account", None)
+    return (account,) if isinstance(account, str) and account else ()
+
+
 class InProcessBus:
     def __init__(self, uow_factory: Callable[[], UnitOfWork], handlers: Mapping[type[Command], Handler],
                  listeners: Mapping[type[Event], Sequence[Listener]] | None = None) -> None:
@@ -66,6 +75,8 @@ class InProcessBus:
 
     def _once(self, command: Command, handler: Handler, fingerprint: str) -> Outcome:
         with self.uow_factory() as uow:
+            # Lock first: a redelivered copy then waits for the in-flight one and finds its inbox row.
+            uow.lock_accounts(ordering_keys(command))
             seen = uow.inbox.digest_of(command.source_id)
             if seen is not None:
                 if seen != fingerprint:

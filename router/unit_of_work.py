@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,6 +54,21 @@ class UnitOfWork:
             self.session.close()
         if isinstance(exc, DBAPIError):
             raise translate(exc) from exc
+
+    def lock_accounts(self, numbers: Iterable[str]) -> None:
+        """Serialize work on these accounts until commit/rollback (PostgreSQL advisory locks, sorted).
+
+        Advisory locks work before the account row exists; SQLite needs none (``BEGIN IMMEDIATE``
+        already admits one writer at a time).
+        """
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        for number in sorted(set(numbers)):
+            key = int.from_bytes(hashlib.sha256(f"account:{number}".encode()).digest()[:8], "big", signed=True)
+            try:
+                self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            except DBAPIError as exc:
+                raise translate(exc) from exc
 
     def commit(self) -> None:
         try:
