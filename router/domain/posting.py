@@ -105,8 +105,10 @@ def post_claim(remit: Remittance, index: int, claim: RemitClaim, state: ClaimSta
     for line, charge_line in lines:
         entries += _line_entries(base, f"{key}:l{line.number}", charge_line, line.paid, line.adjustments,
                                  next_payer, policy)
-    entries += _line_entries(base, f"{key}:c", None, ZERO if claim.lines else claim.paid, claim.adjustments,
-                             next_payer, policy)
+    # The payment is CLP04, not the sum of SVC03: claim-level CAS (e.g. CO-253 sequestration) reduce what
+    # the lines paid, so the claim-level part of the payment is CLP04 - sum(SVC03) (= -claim CAS).
+    claim_level_paid = claim.paid - sum((line.paid for line in claim.lines), ZERO)
+    entries += _line_entries(base, f"{key}:c", None, claim_level_paid, claim.adjustments, next_payer, policy)
     exceptions: list[ExceptionDraft] = []
     balance = sum((e.amount for e in [*state.entries, *entries] if e.responsibility is Responsibility.INSURANCE),
                   ZERO)
@@ -203,7 +205,9 @@ def _find_line(rl: RemitLine, free: Sequence[ChargeLine]) -> ChargeLine | None:
     for c in free:
         if rl.line_control and c.line_control == rl.line_control:
             return c
-    for c in free:
-        if c.code == code and c.modifiers == mods:
-            return c
+    # Several free lines can share code and modifiers (the same service billed twice at different
+    # charges): take the one with the same charge first, so a payer listing them in another order matches.
+    same = [c for c in free if c.code == code and c.modifiers == mods]
+    if same:
+        return next((c for c in same if c.amount == rl.charge), same[0])
     return next((c for c in free if c.code == code and c.amount == rl.charge), None)
