@@ -53,6 +53,8 @@ class ClaimSpec:
     interest: Decimal | None = None  # AMT*I
     charge_without_lines: Decimal = ZERO  # CLP03 when the claim has no service lines
     original_reference: str = ""  # REF*F8 on a corrected claim
+    remarks: tuple[str, ...] = ()  # MOA03-07 claim-level RARCs (MA15 marks a split claim)
+    crossover_payer: str = ""  # NM1*TT: the payer the claim was forwarded to
 
     @property
     def charge(self) -> Decimal:
@@ -96,6 +98,7 @@ class RemittanceSpec:
     trace_number: str = "EFT0001234"
     payer_name: str = "ACME HEALTH PLAN"
     payer_id: str = "1512345678"
+    payer_ref: str = "99999"  # REF*2U, the payer id the hub keys on
     payee_name: str = "GOOD CLINIC"
     payee_npi: str = "1234567890"
     date: str = "20240415"
@@ -144,6 +147,10 @@ def claim_segments(claim: ClaimSpec) -> Iterator[Seg]:
            claim.payer_claim_number]  # fmt: skip
     yield from _cas_segments(claim.claim_adjustments)
     yield ["NM1", "QC", "1", "DOE", "JANE", "", "", "", "MI", f"M{claim.pcn}"]
+    if claim.crossover_payer:
+        yield ["NM1", "TT", "2", claim.crossover_payer, "", "", "", "", "PI", "CROSSOVER1"]
+    if claim.remarks:
+        yield ["MOA", "", "", *claim.remarks[:5]]
     if claim.original_reference:
         yield ["REF", "F8", claim.original_reference]
     yield ["DTM", "232", "20240301"]
@@ -167,7 +174,7 @@ def transaction_segments(remit: RemittanceSpec) -> Iterator[Seg]:
          "999999999", "DA", "123456", remit.payer_id, "", "01", "888888888", "DA", "98765", remit.date],
         ["TRN", "1", remit.trace_number, remit.payer_id],
         ["DTM", "405", remit.date],
-        ["N1", "PR", remit.payer_name], ["REF", "2U", "99999"],
+        ["N1", "PR", remit.payer_name], ["REF", "2U", remit.payer_ref],
         ["N1", "PE", remit.payee_name, "XX", remit.payee_npi],
         ["LX", "1"],
     ]  # fmt: skip

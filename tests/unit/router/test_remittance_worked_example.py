@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from conftest import SAMPLES
 from hl7_factory import Dft, Ft1
 from sqlalchemy import text
 from x12_factory import Cas, ClaimSpec, Layout, RemittanceSpec, render_835
 
 from api.bootstrap import Hub
-from conftest import SAMPLES
 from connectors.intake import Status
 from router.queries import account_view
 
