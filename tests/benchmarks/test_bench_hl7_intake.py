@@ -30,7 +30,8 @@ CONCURRENT_CLIENTS, PER_CLIENT = 4, 200
 
 
 def dft(n: int, run: str) -> bytes:
-    return sample("DFT-P03-01.hl7", control_id=f"B{run}-{n}", account=f"BA{run}-{n % 50}", mrn=f"BM{run}-{n % 50}")
+    return sample("DFT-P03-01.hl7", control_id=f"B{run}-{n}", account=f"BA{run}-{n % 50}", mrn=f"BM{run}-{n % 50}",
+                  visit=f"BV{run}-{n}")
 
 
 def summary(latencies: list[float], wall: float | None = None) -> dict[str, float]:

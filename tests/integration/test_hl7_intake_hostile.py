@@ -20,7 +20,8 @@ pytestmark = pytest.mark.timeout(300)
 FRAMING = bytes([0x0B, 0x1C])
 HEADER = b"MSH|^~\\&|FUZZ|FUZZFAC|HUB|HUB|20240301||"
 # Own accounts and patients: the samples' ids are shared with other tests of the same database.
-SAMPLES = [sample(p.name, control_id=f"FZ{n}", account=f"FZA{n}", mrn=f"FZM{n}", appointment=f"FZS{n}")
+SAMPLES = [sample(p.name, control_id=f"FZ{n}", account=f"FZA{n}", mrn=f"FZM{n}", appointment=f"FZS{n}",
+                  visit=f"FZV{n}")
            for n, p in enumerate(HL7_SAMPLES) if p.stem != "ADT-A40-01"]
 
 

@@ -51,19 +51,19 @@ def err_text(ack: hl7.Message) -> str:
 def test_python_hl7_sends_adt_and_dft_samples_and_gets_aa_then_the_ledger_shows_the_charges(
         hub: Hub, port: int, uid: str) -> None:
     for name in ("ADT-A04-01.hl7", "DFT-P03-01.hl7"):
-        message = sample(name, control_id=f"{name[:3]}{uid}", account=f"A{uid}", mrn=f"M{uid}")
+        message = sample(name, control_id=f"{name[:3]}{uid}", account=f"A{uid}", mrn=f"M{uid}", visit=f"V{uid}")
         assert msa(send(port, message)) == ("AA", f"{name[:3]}{uid}")
     with hub.sessions() as s:
         view = account_view(s, f"A{uid}")
     assert view is not None
     assert [(e.kind, e.amount, e.claim) for e in view.entries] == [
-        ("charge", Decimal("100.00"), "40007716"), ("charge", Decimal("120.00"), "40007716")]
+        ("charge", Decimal("100.00"), f"V{uid}"), ("charge", Decimal("120.00"), f"V{uid}")]
     assert view.balances.insurance == Decimal("220.00")  # the ADT's coverage is on file
     assert hub.intake.store is not None
     stored = hub.intake.store.search(account=f"A{uid}")
     assert [(m.message_type, m.status, m.channel) for m in stored] == [
         ("DFT^P03", MessageStatus.PROCESSED, "mllp"), ("ADT^A04", MessageStatus.PROCESSED, "mllp")]
-    assert stored[0].claim_key == "40007716" and stored[0].peer.startswith("127.0.0.1:")
+    assert stored[0].claim_key == f"V{uid}" and stored[0].peer.startswith("127.0.0.1:")
 
 
 def test_a_resend_is_answered_aa_again_and_posted_once(hub: Hub, port: int, uid: str) -> None:
