@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -230,6 +231,7 @@ def serve() -> None:
     import uvicorn
 
     from api.app import create_app
+    from connectors.dropdir import DropDirectory
     from connectors.hl7_listener import Hl7Listener
 
     hub = _hub()
@@ -240,12 +242,20 @@ def serve() -> None:
         hub.close()
         err.print(f"[red]error:[/] MLLP cannot listen on {settings.mllp_host}:{settings.mllp_port}: {exc.strerror}")
         raise typer.Exit(1) from exc
+    assert settings.drop_dir is not None  # defaulted by Settings
+    drop = DropDirectory(settings.drop_dir, hub.intake)
+    stop_watching = threading.Event()
+    watcher = threading.Thread(target=drop.run, args=(stop_watching,), name="drop-directory", daemon=True)
+    watcher.start()
     err.print(f"rcmhub serving on http://{settings.api_host}:{settings.api_port} and MLLP "
-              f"{settings.mllp_host}:{mllp.port} ({'embedded' if settings.embedded else 'RabbitMQ'} bus)")
+              f"{settings.mllp_host}:{mllp.port} ({'embedded' if settings.embedded else 'RabbitMQ'} bus); "
+              f"watching {drop.inbox}")
     try:
         uvicorn.run(create_app(hub), host=settings.api_host, port=settings.api_port,
                     log_level=settings.log_level.lower())
     finally:
+        stop_watching.set()
+        watcher.join(10)
         mllp.stop()
         hub.close()
 

@@ -116,7 +116,8 @@ def run_demo(hub: Hub) -> dict[str, object]:
                 accounts.append({k: v for k, v in view.as_json().items() if k != "entries"}
                                 | {"entries": len(view.entries)})
         remits = [r for r in remittances_list(session) if str(r["trace_number"]).startswith(f"DEMO{tag}")]
-        queue = [x for x in exceptions_list(session) if tag in str(x["claim"])]
+        claims = [f"V-{account}" for account, _ in charges] + [f"DEMO-{tag}-999"]
+        queue = [x for claim in claims for x in exceptions_list(session, claim=claim)]
     for r in remits:
         steps.append(f"  {r['payer']} TRN {r['trace_number']}: paid {r['payment_amount']} = posted {r['posted']} + "
                      f"held {r['held']} + PLB {r['plb']} ({'balanced' if r['conserved'] else 'NOT CONSERVED'})")

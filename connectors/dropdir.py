@@ -1,4 +1,4 @@
-"""Watched drop directory: files placed in ``drop/`` are ingested, then moved to ``archive/`` (with the
+"""Watched drop directory: files placed in it are ingested, then moved to its ``archive/`` folder (with the
 999 beside an X12 file) or to ``error/`` with a ``<name>.reason.json`` saying what was wrong and where.
 
 Polling, not inotify: it works on network shares where clearinghouse SFTP clients drop files. Writers
@@ -21,10 +21,10 @@ TEMPORARY = (".part", ".tmp", ".filepart")
 
 
 class DropDirectory:
-    def __init__(self, root: Path, intake: Intake, settle_seconds: float = 1.0) -> None:
-        self.inbox = root / "drop"
-        self.archive = root / "archive"
-        self.errors = root / "error"
+    def __init__(self, inbox: Path, intake: Intake, settle_seconds: float = 1.0) -> None:
+        self.inbox = inbox
+        self.archive = inbox / "archive"
+        self.errors = inbox / "error"
         self.intake = intake
         self.settle_seconds = settle_seconds
         for folder in (self.inbox, self.archive, self.errors):

@@ -82,11 +82,16 @@ def account_view(session: Session, account: str) -> AccountView | None:
     return AccountView(account, found, entries)
 
 
-def exceptions_list(session: Session, status: str | None = "open", limit: int = 500) -> list[dict[str, object]]:
+def exceptions_list(session: Session, status: str | None = "open", limit: int = 500, *, claim: str | None = None,
+                    account: str | None = None) -> list[dict[str, object]]:
     """The exception queue as ``rcmhub exceptions list --json`` prints it, oldest first."""
     query = select(ExceptionRow).order_by(ExceptionRow.id).limit(limit)
     if status:
         query = query.where(ExceptionRow.status == status)
+    if claim:
+        query = query.where(ExceptionRow.claim_key == claim)
+    if account:
+        query = query.where(ExceptionRow.account == account)
     return [{"id": r.id, "type": r.type, "claim": r.claim_key or None, "account": r.account,
              "amount": fmt(from_cents(r.amount_cents)), "reason": r.reason, "status": r.status,
              "held": r.held, "payer": r.payer, "candidates": json.loads(r.candidates)}

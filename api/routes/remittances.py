@@ -37,5 +37,6 @@ def list_remittances(session: SessionDep, limit: Annotated[int, Query(ge=1, le=5
 
 @router.get("/api/v1/exceptions")
 def list_exceptions(session: SessionDep, status: Annotated[str, Query(pattern="^(open|resolved|all)$")] = "open",
-                    limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, object]]:
-    return exceptions_list(session, None if status == "all" else status, limit)
+                    limit: Annotated[int, Query(ge=1, le=5000)] = 500, claim: str | None = None,
+                    account: str | None = None) -> list[dict[str, object]]:
+    return exceptions_list(session, None if status == "all" else status, limit, claim=claim, account=account)

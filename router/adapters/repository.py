@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,7 @@ from router.adapters.orm import (
     PatientRow,
     utcnow,
 )
+from router.domain.errors import DomainViolation
 from router.domain.ledger import EntryKind, LedgerEntry, Responsibility
 from router.domain.matching import normalize_pcn
 from router.domain.model import ChargeLine, Claim, Coverage, Patient
@@ -45,6 +47,10 @@ class AccountRepository:
         if row_id is not None:
             self._ids[number] = row_id
         return row_id
+
+    def remember(self, ids: dict[str, int]) -> None:
+        """Prime the number -> id cache from a bulk load, so later lookups cost no round trip."""
+        self._ids.update(ids)
 
     def number_for(self, account_id: int) -> str:
         return self.session.execute(select(AccountRow.number).where(AccountRow.id == account_id)).scalar_one()
@@ -112,8 +118,16 @@ class ClaimRepository:
             self._ids[key] = found
         return self._ids[key]
 
+    def remember(self, ids: dict[str, int]) -> None:
+        """Prime the key -> id cache from a bulk load, so later lookups cost no round trip."""
+        self._ids.update(ids)
+
     def get_or_create(self, key: str, account: str, patient_id: int | None) -> int:
         claim_id = self.id_for(key)
+        if claim_id is not None:
+            owner = self.session.execute(select(ClaimRow.account_id).where(ClaimRow.id == claim_id)).scalar_one()
+            if owner != self.accounts.id_for(account, create=False):
+                raise DomainViolation(f"claim key {key!r} belongs to another account")
         if claim_id is None:
             row = ClaimRow(key=key, account_id=self.accounts.id_for(account), patient_id=patient_id)
             self.session.add(row)
@@ -166,8 +180,12 @@ class LedgerRepository:
         values = [self._row(e) for e in entries]
         dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = (insert(LedgerRow).on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(LedgerRow.id))
+        # A Core statement on the table, not the ORM entity: the ORM bulk path cannot pair RETURNING rows
+        # with parameters under DO NOTHING, so it ran one INSERT per row and re-spliced all results each
+        # time (quadratic: 70,000 entries took over 15 minutes). Core batches them (insertmanyvalues).
+        table = cast(Table, LedgerRow.__table__)
+        stmt = (insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(table.c.id))
         return len(self.session.execute(stmt, values).all())
 
     def _row(self, e: LedgerEntry) -> dict[str, object]:

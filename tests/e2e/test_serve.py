@@ -50,6 +50,13 @@ def test_serve_upgrades_an_empty_database_and_answers_health_and_account_queries
         with MllpClient("127.0.0.1", mllp_port) as client:  # the MLLP listener runs beside the API
             ack = client.send(Dft("SERVE1", "SERVE-A1", visit="SV1", lines=[Ft1("10.00")]).er7().encode())
         assert b"\rMSA|AA|SERVE1" in ack
+        # The drop directory is watched: an 835 placed there is processed and archived beside its 999.
+        (tmp_path / "drop" / "remit.835").write_bytes(
+            (Path(__file__).parents[1] / "samples/x12_835/linuxforhealth-x12/managed-care.835").read_bytes())
+        while not any(p.name.endswith("remit.835.999") for p in (tmp_path / "drop" / "archive").glob("*")):
+            assert time.monotonic() < deadline + 20, "the drop directory was not processed"
+            time.sleep(0.3)
+        assert httpx.get(f"{base}/api/v1/remittances", timeout=5).json()[0]["payment_amount"] == "945.00"
     finally:
         proc.terminate()
         proc.wait(20)
