@@ -69,7 +69,8 @@ def receive_fhir(bus: MessageBus, raw: bytes | str, expected_type: str | None = 
                     stop = (entry.index, exc)
                 continue
             status = EntryStatus.DUPLICATE if duplicate else EntryStatus.POSTED
-            outcomes[entry.index] = EntryOutcome(*head, status, _summary(entry.commands, duplicate))
+            note = f"; {entry.note}" if entry.note else ""  # e.g. why a remittance is quarantined
+            outcomes[entry.index] = EntryOutcome(*head, status, _summary(entry.commands, duplicate) + note)
     if stop is not None:
         return FhirReceipt(decoded.kind, tuple(outcomes[i] for i in sorted(outcomes)), stop[1], stop[0])
     return FhirReceipt(decoded.kind, tuple(outcomes[i] for i in sorted(outcomes)))

@@ -60,7 +60,8 @@ def _rejected(receipt: FhirReceipt) -> JSONResponse:
 
 _RESOURCE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "a resend (nothing new posted), or context only (Encounter)", **_OO},
-    201: {"description": "posted; OperationOutcome says what", **_OO},
+    201: {"description": "posted (a remittance that does not balance is quarantined); OperationOutcome says what",
+          **_OO},
     400: {"description": "not JSON (OperationOutcome)", **_OO},
     415: {"description": "content type other than application/fhir+json or application/json", **_OO},
     422: {"description": "invalid or unpostable resource; OperationOutcome names the element", **_OO},
@@ -114,7 +115,7 @@ def metadata(request: Request) -> JSONResponse:
 
 @router.post("/{resource_type}", response_class=JSONResponse, include_in_schema=True, responses={
     404: {"description": "not a resource type this server takes (OperationOutcome)", **_OO},
-    422: {"description": "a remittance-side resource: posted from X12 835, not here (OperationOutcome)", **_OO}})
+    422: {"description": "PaymentReconciliation: post its ClaimResponses or the X12 835 (OperationOutcome)", **_OO}})
 def other_type(resource_type: str) -> JSONResponse:
     """Any other type: say where it goes instead of a bare 404 (answered without reading the body)."""
     if resource_type in REMITTANCE_TYPES:

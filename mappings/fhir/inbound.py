@@ -2,7 +2,8 @@
 
 Reads Bundle.type, entry[].fullUrl, entry[].request.method and entry[].resource. References resolve
 inside the payload (``urn:uuid:`` fullUrls, ``Type/id``, ``#contained``). Registrations (Patient with
-its Account and Coverages) are dispatched before charges (Claim, ChargeItem) so coverage is on file.
+its Account and Coverages) are dispatched before charges (Claim, ChargeItem) so coverage is on file, and
+remittances (ExplanationOfBenefit, ClaimResponse: remittance.py) after both, so their claims exist.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 from mappings.fhir.charges import decode_charge_item, decode_claim
 from mappings.fhir.references import Resolver
 from mappings.fhir.registration import register
+from mappings.fhir.remittance import decode_remittance
 from mappings.fhir.wire import Raw, is_fhir_type, load_json
 from router.domain.commands import Command
 from router.domain.errors import MappingError, PermanentError, UnsupportedMessage
 
-INTAKE_TYPES = ("Patient", "Coverage", "Account", "Encounter", "Claim", "ChargeItem")
+POSTED_REMITTANCE_TYPES = ("ExplanationOfBenefit", "ClaimResponse")
+INTAKE_TYPES = ("Patient", "Coverage", "Account", "Encounter", "Claim", "ChargeItem", *POSTED_REMITTANCE_TYPES)
 BUNDLE_TYPES = ("transaction", "batch", "message")
-REMITTANCE_TYPES = frozenset({"ExplanationOfBenefit", "ClaimResponse", "PaymentReconciliation"})
-REMITTANCE_HINT = ("is remittance-side, not EMR intake: remittances are posted from X12 835 (file or HTTP "
-                   "intake); FHIR remittance intake is not available yet")
+REMITTANCE_TYPES = frozenset({"PaymentReconciliation"})  # remittance-side types not taken here
+REMITTANCE_HINT = ("is not mapped: post each ClaimResponse or ExplanationOfBenefit it pays (alone or in a "
+                   "Bundle), or the X12 835 (file or HTTP remittance intake)")
 # Patient/Account/Coverage share a link element to the patient they belong to.
 _PATIENT_LINK = {"Account": "subject", "Coverage": "beneficiary"}
 
@@ -44,7 +47,7 @@ class Entry:
     @property
     def phase(self) -> int:
         kinds = {type(c).__name__ for c in self.commands}
-        return 0 if "RegisterPatient" in kinds else 1
+        return 0 if "RegisterPatient" in kinds else 2 if "PostRemittance" in kinds else 1
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,9 @@ def _map(rtype: str, res: Raw, resolver: Resolver, standalone: bool) -> tuple[tu
         resolver.model(res, Encounter, rtype)
         return (), ("Encounter is context: its identifier (VN) is the claim key of the Claims and "
                     "ChargeItems that reference it; an Encounter alone posts nothing")
+    if rtype in POSTED_REMITTANCE_TYPES:
+        command, note = decode_remittance(rtype, res, resolver)
+        return (command,), note
     if rtype in REMITTANCE_TYPES:
         raise UnsupportedMessage(f"{rtype} {REMITTANCE_HINT}", location="resourceType")
     if not is_fhir_type(rtype):

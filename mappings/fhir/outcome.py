@@ -60,12 +60,15 @@ def capability_statement(version: str, date: str) -> Json:
     return {
         "resourceType": "CapabilityStatement", "status": "active", "date": date, "kind": "instance",
         "software": {"name": "rcmhub", "version": version},
-        "implementation": {"description": "rcmhub EMR intake: FHIR R4 resources become ledger postings"},
+        "implementation": {"description": "rcmhub intake: FHIR R4 resources become ledger postings (EMR charges "
+                                          "and registrations; payer ExplanationOfBenefit/ClaimResponse remittances)"},
         "fhirVersion": "4.0.1", "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
             "documentation": f"POST [base]/Bundle processes {', '.join(BUNDLE_TYPES)} Bundles (not stored); "
-                             "a resource POST posts it and returns an OperationOutcome. Nothing can be read.",
+                             "a resource POST posts it and returns an OperationOutcome; an ExplanationOfBenefit or "
+                             "ClaimResponse posts as a one-claim remittance, quarantined whole when its amounts "
+                             "do not balance. Nothing can be read.",
             "resource": [{"type": t, "interaction": [{"code": "create"}]} for t in (*INTAKE_TYPES, "Bundle")],
             "interaction": [{"code": "transaction"}, {"code": "batch"}],
         }],
