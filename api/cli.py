@@ -10,6 +10,8 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from api.bootstrap import Hub, build
 from api.settings import Settings
@@ -92,6 +95,17 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files to process (H
     raise typer.Exit(1 if any(r.rejected for r in reports) else 0)
 
 
+@contextmanager
+def _session() -> Iterator[Session]:
+    """A read session on the configured database, closed with its engine afterwards."""
+    hub = _hub()
+    try:
+        with hub.sessions() as session:
+            yield session
+    finally:
+        hub.close()
+
+
 def _save_acks(hub: Hub, reports: list[FileReport]) -> dict[str, str]:
     """Write each X12 file's 999 under ``$RCMHUB_DATA_DIR/acks``; returns file -> 999 path."""
     saved = {}
@@ -155,12 +169,8 @@ def exceptions_list_cmd(as_json: JsonFlag = False,
     """The reconciliation exceptions, oldest first."""
     from router.queries import exceptions_list
 
-    hub = _hub()
-    try:
-        with hub.sessions() as session:
-            rows = exceptions_list(session, None if status == "all" else status)
-    finally:
-        hub.close()
+    with _session() as session:
+        rows = exceptions_list(session, None if status == "all" else status)
     if as_json:
         typer.echo(json.dumps([{k: r[k] for k in ("id", "type", "claim", "account", "amount", "reason", "status")}
                                for r in rows], indent=2))
@@ -177,12 +187,8 @@ def remittances_list_cmd(as_json: JsonFlag = False) -> None:
     """Remittances with their cash conservation: posted + held + PLB effect = BPR02."""
     from router.queries import remittances_list
 
-    hub = _hub()
-    try:
-        with hub.sessions() as session:
-            rows = remittances_list(session)
-    finally:
-        hub.close()
+    with _session() as session:
+        rows = remittances_list(session)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -196,12 +202,8 @@ def remittances_list_cmd(as_json: JsonFlag = False) -> None:
 @accounts_app.command("show")
 def accounts_show(account: str, as_json: JsonFlag = False) -> None:
     """Balances and ledger entries of one account."""
-    hub = _hub()
-    try:
-        with hub.sessions() as session:
-            view = account_view(session, account)
-    finally:
-        hub.close()
+    with _session() as session:
+        view = account_view(session, account)
     if view is None:
         err.print(f"[red]error:[/] no account {account!r}")
         raise typer.Exit(1)
