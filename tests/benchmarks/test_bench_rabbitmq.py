@@ -1,0 +1,121 @@
+"""Charges/s end to end through RabbitMQ + PostgreSQL (1 and 2 worker processes) against raw pika in the same run.
+
+Raw baseline: persistent 1 KB messages published to a quorum queue, then consumed with manual acks
+(prefetch 100). Hub: PostCharges published with confirms, consumed by ``rcmhub worker`` processes that
+commit before they ack; its rate is read from the ledger (first to last posting), so start-up is excluded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pika
+import pytest
+from rabbitmq_support import declared, test_topology, wait_for
+from services import amqp_url, postgres_url
+from sqlalchemy import func, select
+
+from api.bootstrap import build
+from api.settings import Settings
+from connectors.rabbitmq.bus import RabbitBus
+from connectors.rabbitmq.publisher import Publisher
+from router.adapters.orm import LedgerRow
+from router.domain.commands import PostCharges
+from router.domain.model import ChargeLine
+
+pytestmark = pytest.mark.benchmark
+ROOT = Path(__file__).parents[2]
+RAW, HUB = 5000, int(os.environ.get("RCMHUB_BENCH_CHARGES", "600"))
+
+
+def raw_rate(url: str) -> float:
+    name = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
+    body, props = b"x" * 1024, pika.BasicProperties(delivery_mode=2)
+    try:
+        start = time.perf_counter()
+        for _ in range(RAW):
+            channel.basic_publish("", name, body, props)
+        channel.basic_qos(prefetch_count=100)
+        for n, (method, _, _) in enumerate(channel.consume(name), start=1):
+            channel.basic_ack(method.delivery_tag)
+            if n == RAW:
+                break
+        channel.cancel()
+        return RAW / (time.perf_counter() - start)
+    finally:
+        channel.queue_delete(name)
+        connection.close()
+
+
+def hub_rate(workers: int, tmp: Path) -> float:
+    url, db = amqp_url(), postgres_url()
+    run = uuid.uuid4().hex[:8]
+    topology = test_topology()
+    hub = build(Settings(database_url=db, data_dir=tmp, amqp_url=""))
+    with declared(url, topology):
+        bus = RabbitBus(Publisher(url), topology)
+        for n in range(HUB):
+            account = f"B{run}{n % 50}"
+            bus.handle(PostCharges(f"hl7:BENCH:{run}-{n}", account, f"V{account}", None,
+                                   (ChargeLine(1, date(2024, 3, 1), "99213", Decimal("12.34")),)))
+        bus.close()
+        env = {**os.environ, "RCMHUB_AMQP_URL": url, "RCMHUB_DATABASE_URL": db, "RCMHUB_DATA_DIR": str(tmp),
+               "RCMHUB_AMQP_PREFIX": topology.prefix}
+        procs = [subprocess.Popen([sys.executable, "-c", "from api.cli import main; main()", "worker", "--role",
+                                   "router", "--concurrency", "4"], cwd=ROOT, env=env,
+                                  stderr=(tmp / f"worker-{run}-{i}.log").open("wb")) for i in range(workers)]
+        # Self-pay charges post three legs each; count the charge legs.
+        mine = LedgerRow.source_id.like(f"hl7:BENCH:{run}-%") & (LedgerRow.kind == "charge")
+        try:
+            def done() -> bool:
+                with hub.sessions() as s:
+                    found = s.scalar(select(func.count()).where(mine)) == HUB
+                time.sleep(0.5)
+                return found
+            wait_for(done, timeout=600, what="all charges posted")
+        finally:
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+                p.wait(30)
+    with hub.sessions() as s:
+        first, last = s.execute(select(func.min(LedgerRow.posted_at), func.max(LedgerRow.posted_at))
+                                .where(mine)).one()
+    hub.close()
+    return HUB / (last - first).total_seconds()
+
+
+def in_process_rate(tmp: Path) -> float:
+    """The same charges through the in-process bus on one thread: the database's share of the cost."""
+    hub = build(Settings(database_url=postgres_url(), data_dir=tmp, amqp_url=""))
+    run = uuid.uuid4().hex[:8]
+    start = time.perf_counter()
+    for n in range(HUB // 2):
+        account = f"I{run}{n % 50}"
+        hub.bus.handle(PostCharges(f"hl7:BENCH:{run}-{n}", account, f"V{account}", None,
+                                   (ChargeLine(1, date(2024, 3, 1), "99213", Decimal("12.34")),)))
+    elapsed = time.perf_counter() - start
+    hub.close()
+    return (HUB // 2) / elapsed
+
+
+def test_hub_throughput_against_raw_pika(tmp_path: Path) -> None:
+    raw = raw_rate(amqp_url())
+    local = in_process_rate(tmp_path)
+    one = hub_rate(1, tmp_path)
+    two = hub_rate(2, tmp_path)
+    print(f"\nraw pika publish->consume+ack: {raw:,.0f} msg/s")
+    print(f"in-process bus, 1 thread:      {local:,.0f} charges/s  (PostgreSQL only, no broker)")
+    print(f"hub, 1 worker x4 threads:      {one:,.0f} charges/s  ({one / raw:.1%} of raw)")
+    print(f"hub, 2 workers x4 threads:     {two:,.0f} charges/s  ({two / raw:.1%} of raw; x{two / one:.2f} vs 1)")
+    assert one > 0 and two > 0
