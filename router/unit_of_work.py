@@ -42,7 +42,7 @@ class UnitOfWork:
         self.ledger = LedgerRepository(self.session, self.accounts, self.claims)
         self.inbox = InboxRepository(self.session)
         self.outbox = OutboxRepository(self.session)
-        self.remittances = RemittanceRepository(self.session)
+        self.remittances = RemittanceRepository(self.session, self.accounts, self.claims)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

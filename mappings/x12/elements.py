@@ -50,6 +50,29 @@ def _decimal(seg: Segment, n: int, loop: str, text: str) -> Decimal:
     return Decimal(text)
 
 
+def fast_amount(text: str) -> Decimal | None:
+    """``amount`` of a plain well-formed value (nearly every element), with no segment or loop to pass;
+    None sends the caller to ``amount``, which raises the exact error or accepts the rarer forms."""
+    digits = text.replace(".", "", 1)
+    if not (digits.isdigit() and digits.isascii()):  # "" and "-" fail too: negatives take ``amount``
+        return None
+    size = len(digits)
+    if size == len(text):
+        return Decimal(text).quantize(CENT) if size <= _MAX_DIGITS + 1 else None
+    places = len(text) - 1 - text.index(".")
+    if places > 2 or size > _MAX_DIGITS:
+        return None
+    # "12.30" is already exact to the cent: quantize (a third of the cost) only the shorter forms.
+    return Decimal(text) if places == 2 else Decimal(text).quantize(CENT)
+
+
+@lru_cache(maxsize=1024)  # units and days repeat ("1", "2") on every line
+def fast_number(text: str) -> Decimal | None:
+    """A well-formed N/R quantity, or None (the caller then raises through ``optional_number``)."""
+    digits = (text[1:] if text[:1] == "-" else text).replace(".", "", 1)
+    return Decimal(text) if digits.isdigit() and digits.isascii() and len(digits) <= _MAX_DIGITS else None
+
+
 def amount(seg: Segment, n: int, loop: str) -> Decimal:
     """A required monetary amount, exact to the cent; more than two decimals is refused, not rounded."""
     elements = seg.elements

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
+from mappings.x12.gc_pause import gc_paused
 from mappings.x12.loops835 import TransactionBuilder
 from mappings.x12.model835 import (
     Adjustment,
@@ -35,6 +36,7 @@ __all__ = [
 ]  # fmt: skip
 
 IMPLEMENTATION = "005010X221A1"
+_ENVELOPE = frozenset({"SE", "ST", "GE", "GS", "IEA", "ISA"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +143,6 @@ class _EnvelopeReader:
         self.sets += 1
         set_id, envelope = st.el(1), self.envelope
         findings: list[Finding] = []
-        error: MappingError | None = None
         builder: TransactionBuilder | None = None
         if set_id != "835":
             findings.append(_finding("envelope/unsupported-set", st, "835", set_id, "not an 835; skipped"))
@@ -155,16 +156,25 @@ class _EnvelopeReader:
                     severity=Severity.WARNING,
                 ))  # fmt: skip
             builder = TransactionBuilder(st, envelope, self._separators())
+        with gc_paused():
+            return self._body(st, segments, builder, findings)
+
+    def _body(
+        self, st: Segment, segments: Iterator[Segment], builder: TransactionBuilder | None, findings: list[Finding]
+    ) -> TransactionResult:
+        error: MappingError | None = None
+        feed = builder.feed if builder is not None else None
         for seg in segments:
-            if seg.id == "SE":
-                return self._close_set(st, seg, builder, error, findings)
-            if seg.id in ("ST", "GE", "GS", "IEA", "ISA"):
-                raise DecodeError(f"{seg.id} inside transaction set {st.el(2)!r} (SE missing)", location=seg.where)
-            if builder is not None and error is None:
+            sid = seg[0]
+            if sid in _ENVELOPE:
+                if sid == "SE":
+                    return self._close_set(st, seg, builder, error, findings)
+                raise DecodeError(f"{sid} inside transaction set {st.el(2)!r} (SE missing)", location=seg.where)
+            if feed is not None:
                 try:
-                    builder.feed(seg)
+                    feed(seg)
                 except MappingError as exc:
-                    error = exc  # read on to SE so the rest of the file can still be checked
+                    error, feed = exc, None  # read on to SE so the rest of the file can still be checked
         raise DecodeError(f"file ends inside transaction set {st.el(2)!r} (SE missing)", location=st.where)
 
     def _close_set(
@@ -213,8 +223,8 @@ def scan_835(source: BinaryIO | bytes) -> Iterator[TransactionResult]:
     """Every transaction set in the file, 835 or not, with mapping errors captured per set (for checks).
 
     Why not pyx12 here: on a generated 10,000-claim 835 (3.5 MB, 2 shared cores) this reader plus
-    balancing took 4.3 s while pyx12 4.0 full validation (``x12n_document``) took 33 s and its bare
-    segment reader 2.2 s (tests/benchmarks/test_bench_835_parse.py). pyx12 also rejects two PLBs
+    balancing takes ~1-2 s while pyx12 4.0 full validation (``x12n_document``) took 33 s and its bare
+    segment reader alone ~2 s (tests/benchmarks/test_bench_835_end_to_end.py). pyx12 also rejects two PLBs
     (legal) and its 999 writer cuts off, so it fits only an optional, offline ``--strict`` check.
     """
     return iter(_EnvelopeReader(source))

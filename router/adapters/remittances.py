@@ -9,11 +9,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from decimal import Decimal
-from typing import TypeVar
+from typing import TypeVar, cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.orm import Session
 
+from router.adapters.bulk import insert_rows
 from router.adapters.orm import (
     AccountRow,
     ChargeLineRow,
@@ -27,6 +28,7 @@ from router.adapters.orm import (
     RemitClaimRow,
     RemittanceRow,
 )
+from router.adapters.repository import AccountRepository, ClaimRepository
 from router.domain.exceptions import ExceptionDraft
 from router.domain.ledger import EntryKind, LedgerEntry, Responsibility
 from router.domain.matching import ClaimFacts, normalize_pcn
@@ -45,8 +47,11 @@ def chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
 
 
 class RemittanceRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, accounts: AccountRepository | None = None,
+                 claims: ClaimRepository | None = None) -> None:
         self.session = session
+        self.accounts = accounts  # id caches primed by ``states`` so posting resolves no id per entry
+        self.claims = claims
 
     # -- loading what a remittance touches -------------------------------------------------------
     def claim_ids_by_key(self, keys: Iterable[str]) -> dict[str, int]:
@@ -88,6 +93,10 @@ class RemittanceRepository:
             for cid, key, number, account_id, family in heads:
                 states[cid] = ClaimState(key, number, (), tuple(sorted(levels[account_id])),
                                          patient_family=family or "")
+            if self.claims is not None:
+                self.claims.remember({key: cid for cid, key, _, _, _ in heads})
+            if self.accounts is not None:
+                self.accounts.remember({number: account_id for _, _, number, account_id, _ in heads})
             lines: dict[int, list[ChargeLine]] = defaultdict(list)
             for cl in self.session.scalars(select(ChargeLineRow).where(ChargeLineRow.claim_id.in_(part))
                                            .order_by(ChargeLineRow.line_no)):
@@ -146,13 +155,16 @@ class RemittanceRepository:
 
     def add_claims(self, remittance_id: int, rows: Sequence[tuple[int, RemitClaim, int | None, str]]) -> list[int]:
         """Rows of (seq, claim, matched claim id, outcome); returns their ids in order."""
-        objs = [RemitClaimRow(remittance_id=remittance_id, seq=seq, pcn=c.pcn, status=c.status,
-                              charge_cents=to_cents(c.charge), paid_cents=to_cents(c.paid),
-                              payer_claim_number=c.payer_claim_number, claim_id=claim_id, outcome=outcome,
-                              raw="\n".join(c.raw)) for seq, c, claim_id, outcome in rows]
-        self.session.add_all(objs)
-        self.session.flush()
-        return [o.id for o in objs]
+        if not rows:
+            return []
+        # One bulk statement instead of the ORM unit of work; ids are paired with rows through ``seq``.
+        table = cast(Table, RemitClaimRow.__table__)
+        values = [{"remittance_id": remittance_id, "seq": seq, "pcn": c.pcn, "status": c.status,
+                   "charge_cents": to_cents(c.charge), "paid_cents": to_cents(c.paid),
+                   "payer_claim_number": c.payer_claim_number, "claim_id": claim_id, "outcome": outcome,
+                   "raw": "\n".join(c.raw)} for seq, c, claim_id, outcome in rows]
+        ids: dict[int, int] = {seq: row_id for row_id, seq in insert_rows(self.session, table, values, ["id", "seq"])}
+        return [ids[seq] for seq, _, _, _ in rows]
 
     def add_exceptions(self, source_id: str, remittance_id: int | None, payer: str,
                        drafts: Sequence[tuple[ExceptionDraft, int | None]]) -> None:

@@ -7,9 +7,9 @@ from decimal import Decimal
 from typing import cast
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from router.adapters.bulk import insert_rows
 from router.adapters.orm import (
     AccountRow,
     AppointmentRow,
@@ -178,15 +178,8 @@ class LedgerRepository:
         if not entries:
             return 0
         values = [self._row(e) for e in entries]
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        # A Core statement on the table, not the ORM entity: the ORM bulk path cannot pair RETURNING rows
-        # with parameters under DO NOTHING, so it ran one INSERT per row and re-spliced all results each
-        # time (quadratic: 70,000 entries took over 15 minutes). Core batches them (insertmanyvalues).
         table = cast(Table, LedgerRow.__table__)
-        stmt = (insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(table.c.id))
-        return len(self.session.execute(stmt, values).all())
+        return len(insert_rows(self.session, table, values, ["id"], conflict=["idempotency_key"]))
 
     def _row(self, e: LedgerEntry) -> dict[str, object]:
         claim_id = self.claims.id_for(e.claim) if e.claim else None
