@@ -1,4 +1,4 @@
-"""The ``rcmhub`` command line (typer): serve, demo, ingest, accounts, db.
+"""The ``rcmhub`` command line (typer): serve, demo, ingest, accounts, db, worker, dlq (``api/dlq.py``).
 
 Exit codes: 0 success; 1 input rejected or an operation failed; 2 usage error.
 Progress goes to stderr on a terminal only, so ``--json`` on stdout stays clean.
@@ -22,6 +22,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from api.bootstrap import Hub, build
+from api.dlq import dlq_app
 from api.settings import Settings
 from connectors.intake import FileReport
 from router.domain.errors import HubError
@@ -36,6 +37,7 @@ exceptions_app = typer.Typer(help="The reconciliation exception queue", no_args_
 remittances_app = typer.Typer(help="Posted and quarantined remittances", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(db_app, name="db")
+app.add_typer(dlq_app, name="dlq")
 app.add_typer(era_app, name="era")
 app.add_typer(exceptions_app, name="exceptions")
 app.add_typer(remittances_app, name="remittances")
