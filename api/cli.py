@@ -292,8 +292,11 @@ def demo(as_json: JsonFlag = False) -> None:
 def worker(role: Annotated[str, typer.Option(help="intake, router or all")] = "all",
            concurrency: Annotated[int, typer.Option(min=1, max=64, help="worker threads per role")] = 4,
            prefetch: Annotated[int, typer.Option(min=0, help="unacked deliveries per role (0: 2 x concurrency)")] = 0,
+           health_port: Annotated[int, typer.Option(min=0, max=65535, help="serve /healthz and /readyz on this "
+                                                                            "port (0: off)")] = 0,
            ) -> None:
     """Consume the RabbitMQ work queues as competing consumers until SIGTERM (needs RCMHUB_AMQP_URL)."""
+    from api.worker_health import WorkerHealth
     from connectors.rabbitmq.consumer import WorkConsumer
     from connectors.rabbitmq.topology import Topology
     from connectors.rabbitmq.workers import ROLES, CommandConsumer, IntakeConsumer, declare, run_workers
@@ -317,7 +320,12 @@ def worker(role: Annotated[str, typer.Option(help="intake, router or all")] = "a
             CommandConsumer(settings.amqp_url, topology, hub.local_bus, **options) if r == "router"
             else IntakeConsumer(settings.amqp_url, topology, hub.intake, **options) for r in roles]
         err.print(f"rcmhub worker: {', '.join(roles)} x{concurrency} on {topology.prefix}.*")
-        run_workers(consumers)
+        health = WorkerHealth(consumers, port=health_port).start() if health_port else None
+        try:
+            run_workers(consumers)
+        finally:
+            if health is not None:
+                health.stop()
     except HubError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc

@@ -153,6 +153,7 @@ def test_replay_returns_the_message_to_its_work_queue_with_attempts_reset_audits
     assert method is not None and props.message_id == ids[1] and props.delivery_mode == 2
     assert props.headers[ATTEMPT] == 0 and REASON not in props.headers and ORIGIN_QUEUE not in props.headers
     channel.basic_nack(method.delivery_tag, requeue=True)
+    assert pg_hub.local_bus is not None
     with running(CommandConsumer(amqp_url(), topology, pg_hub.local_bus)) as consumer:
         wait_for(lambda: consumer.settled[Action.ACK] == 1, what="the replayed message posted")
     with pg_hub.sessions() as session:
