@@ -10,7 +10,9 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from router.domain.commands import Command
@@ -35,9 +37,35 @@ class MessageBus(Protocol):
     def handle(self, command: Command) -> Outcome: ...
 
 
+_LEAVES = frozenset({str, int, float, bool, Decimal, date, datetime, type(None)})
+_FIELDS: dict[type, tuple[str, ...] | None] = {}  # dataclass -> field names; None: a leaf type
+
+
+def _plain(value: Any) -> Any:
+    """What ``dataclasses.asdict`` gives for the JSON encoder, without its deep copies.
+
+    ``asdict`` deep-copies every leaf and looks up fields per instance: 7.5 s of a 10,000-claim 835's
+    digest under the profiler (~3 s plain). This walk yields the same dicts and lists (so the same JSON
+    and the same digests as before) with field names cached per class: ~0.5 s.
+    """
+    cls = type(value)
+    if cls in _LEAVES:
+        return value
+    if cls is tuple or cls is list:
+        return [_plain(v) for v in value]
+    if cls not in _FIELDS:
+        _FIELDS[cls] = tuple(f.name for f in fields(value)) if is_dataclass(value) else None
+    names = _FIELDS[cls]
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if cls is dict:
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    return value  # enums and other leaves: the encoder (or ``default=str``) renders them
+
+
 def to_json(message: Command | Event) -> str:
     """Canonical JSON of a command or event (Decimal and dates as strings)."""
-    return json.dumps(asdict(message), sort_keys=True, default=str, separators=(",", ":"))
+    return json.dumps(_plain(message), sort_keys=True, default=str, separators=(",", ":"))
 
 
 def digest(command: Command) -> str:
