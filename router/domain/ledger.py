@@ -9,10 +9,11 @@ entry with the negated amount, the same bucket, and ``reverses`` pointing at the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from router.domain.errors import DomainViolation
 from router.domain.money import ZERO, money
@@ -88,12 +89,18 @@ class LedgerEntry:
         return self.reversed_kind if self.kind is EntryKind.REVERSAL and self.reversed_kind else self.kind
 
 
+def changed(entry: LedgerEntry, **changes: Any) -> LedgerEntry:
+    """``dataclasses.replace`` for a ledger entry (every field is an init field, so ``__dict__`` holds
+    them all), validation included; ~3x faster: a 10,000-claim 835 builds ~250,000 entries this way."""
+    return LedgerEntry(**{**entry.__dict__, **changes})
+
+
 def reversal_of(original: LedgerEntry, *, idempotency_key: str, source_id: str,
                 memo: str | None = None) -> LedgerEntry:
     """The entry that cancels ``original`` exactly: same bucket, claim and line, negated amount."""
     if original.kind is EntryKind.REVERSAL:
         raise DomainViolation("reverse the original entry, not its reversal")
-    return replace(
+    return changed(
         original,
         kind=EntryKind.REVERSAL,
         amount=-original.amount,
@@ -117,8 +124,8 @@ def transfer_legs(arriving: LedgerEntry) -> list[LedgerEntry]:
     source = Responsibility.INSURANCE if arriving.responsibility is Responsibility.PATIENT else Responsibility.PATIENT
     key = arriving.idempotency_key
     return [
-        replace(arriving, responsibility=source, amount=-arriving.amount, idempotency_key=f"{key}:from"),
-        replace(arriving, idempotency_key=f"{key}:to"),
+        changed(arriving, responsibility=source, amount=-arriving.amount, idempotency_key=f"{key}:from"),
+        changed(arriving, idempotency_key=f"{key}:to"),
     ]
 
 

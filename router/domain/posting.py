@@ -11,12 +11,12 @@ before primary and charge mismatches are held as exceptions: nothing of that cla
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from router.domain.codes import DENIAL_CARCS
 from router.domain.exceptions import Candidate, ExceptionDraft, ExceptionType
-from router.domain.ledger import EntryKind, LedgerEntry, Responsibility, reversal_of, transfer_legs
+from router.domain.ledger import EntryKind, LedgerEntry, Responsibility, changed, reversal_of, transfer_legs
 from router.domain.model import ChargeLine
 from router.domain.money import ZERO, fmt
 from router.domain.remittance import Cas, RemitClaim, RemitLine, Remittance
@@ -121,17 +121,17 @@ def post_claim(remit: Remittance, index: int, claim: RemitClaim, state: ClaimSta
 
 def _line_entries(base: LedgerEntry, key: str, line: ChargeLine | None, paid: Decimal, adjustments: Sequence[Cas],
                   next_payer: bool, policy: PostingPolicy) -> list[LedgerEntry]:
-    line_base = replace(base, charge_line=line.line_no if line else None)
+    line_base = changed(base, charge_line=line.line_no if line else None)
     out: list[LedgerEntry] = []
     if paid:
-        out.append(replace(line_base, amount=-paid, idempotency_key=f"{key}:pay"))
+        out.append(changed(line_base, amount=-paid, idempotency_key=f"{key}:pay"))
     for i, cas in enumerate(adjustments, start=1):
-        adj = replace(line_base, idempotency_key=f"{key}:cas{i}", group_code=cas.group, reason_code=cas.reason)
+        adj = changed(line_base, idempotency_key=f"{key}:cas{i}", group_code=cas.group, reason_code=cas.reason)
         if cas.group == "PR":
             if next_payer or not cas.amount:
                 continue  # stays insurance A/R: the next payer is billed for it
             to_patient = cas.amount > 0
-            out += transfer_legs(replace(
+            out += transfer_legs(changed(
                 adj, amount=abs(cas.amount),
                 kind=EntryKind.TRANSFER_TO_PATIENT if to_patient else EntryKind.TRANSFER_TO_INSURANCE,
                 responsibility=Responsibility.PATIENT if to_patient else Responsibility.INSURANCE))
@@ -140,7 +140,7 @@ def _line_entries(base: LedgerEntry, key: str, line: ChargeLine | None, paid: De
             continue
         kind = {"CO": EntryKind.CONTRACTUAL_ADJUSTMENT, "OA": policy.oa_kind, "PI": policy.pi_kind}.get(
             cas.group, EntryKind.PAYER_ADJUSTMENT)
-        out.append(replace(adj, kind=kind, amount=-cas.amount))
+        out.append(changed(adj, kind=kind, amount=-cas.amount))
     return out
 
 
