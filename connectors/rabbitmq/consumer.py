@@ -87,7 +87,8 @@ class WorkConsumer:
         self.redeliveries = 0
         self.settled: dict[Action, int] = dict.fromkeys(Action, 0)
         self._stop = threading.Event()
-        self._inflight = 0
+        self._inflight = 0  # deliveries of the current connection not yet settled
+        self._generation = 0  # which connection ``_inflight`` counts
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"rcmhub-{self.role}")
 
@@ -123,12 +124,19 @@ class WorkConsumer:
     def _consume_once(self) -> None:
         with translated("connecting to RabbitMQ"):
             connection = pika.BlockingConnection(self.parameters)
+        with self._lock:
+            # A lost connection's deliveries were requeued by the broker and its pending settle callbacks
+            # will never run: counting them would hold every later graceful shutdown for shutdown_seconds.
+            self._generation += 1
+            self._inflight = 0
+            generation = self._generation
         try:
             with translated(f"consuming {self.queue.name}"):
                 channel = connection.channel()
                 channel.basic_qos(prefetch_count=self.prefetch)
                 publisher = ConfirmedChannel(connection.channel())
-                tag = channel.basic_consume(self.queue.name, partial(self._on_message, connection, publisher))
+                tag = channel.basic_consume(self.queue.name, partial(self._on_message, connection, publisher,
+                                                                     generation))
                 self.consuming.set()
                 while not self._stop.is_set():
                     connection.process_data_events(time_limit=0.25)
@@ -147,7 +155,7 @@ class WorkConsumer:
             connection.process_data_events(time_limit=0.05)
 
     # the I/O thread hands work to the pool ---------------------------------------------------------
-    def _on_message(self, connection: pika.BlockingConnection, publisher: ConfirmedChannel,
+    def _on_message(self, connection: pika.BlockingConnection, publisher: ConfirmedChannel, generation: int,
                     channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
                     body: bytes) -> None:
         if method.redelivered:
@@ -157,16 +165,17 @@ class WorkConsumer:
                      count)
         with self._lock:
             self._inflight += 1
-        self._pool.submit(self._work, connection, publisher, channel, method.delivery_tag, properties, body)
+        self._pool.submit(self._work, connection, publisher, generation, channel, method.delivery_tag, properties,
+                          body)
 
-    def _work(self, connection: pika.BlockingConnection, publisher: ConfirmedChannel, channel: BlockingChannel,
-              tag: int, properties: BasicProperties, body: bytes) -> None:
+    def _work(self, connection: pika.BlockingConnection, publisher: ConfirmedChannel, generation: int,
+              channel: BlockingChannel, tag: int, properties: BasicProperties, body: bytes) -> None:
         verdict = self.process(body, properties)
         try:
-            connection.add_callback_threadsafe(partial(self._settle, publisher, channel, tag, properties, body,
-                                                       verdict))
+            connection.add_callback_threadsafe(partial(self._settle, publisher, generation, channel, tag, properties,
+                                                       body, verdict))
         except PIKA_ERRORS:
-            self._done()  # connection gone: the broker redelivers, the inbox drops the repeat
+            self._done(generation)  # connection gone: the broker redelivers, the inbox drops the repeat
 
     def process(self, body: bytes, properties: BasicProperties) -> Verdict:
         """Run the hooks and decide what happens to the delivery (no broker calls here)."""
@@ -194,8 +203,8 @@ class WorkConsumer:
                 self.dispatch(message)
 
     # settling runs on the I/O thread ---------------------------------------------------------------
-    def _settle(self, publisher: ConfirmedChannel, channel: BlockingChannel, tag: int, properties: BasicProperties,
-                body: bytes, verdict: Verdict) -> None:
+    def _settle(self, publisher: ConfirmedChannel, generation: int, channel: BlockingChannel, tag: int,
+                properties: BasicProperties, body: bytes, verdict: Verdict) -> None:
         try:
             if verdict.action is Action.RETRY:
                 attempt = attempt_of(properties)
@@ -214,11 +223,12 @@ class WorkConsumer:
             with translated("requeue"):
                 channel.basic_nack(tag, requeue=True)
         finally:
-            self._done()
+            self._done(generation)
 
-    def _done(self) -> None:
+    def _done(self, generation: int) -> None:
         with self._lock:
-            self._inflight -= 1
+            if generation == self._generation:
+                self._inflight -= 1
 
 
 def attempt_of(properties: BasicProperties) -> int:

@@ -9,6 +9,8 @@ pika has no "get by id": ``basic_get`` (manual ack) takes messages in turn on on
 #   does not see them until the first one hands them back; a crash hands them back too (channel closed);
 # - every hand-back raises the message's x-delivery-count (parking queues have no delivery limit, so it
 #   is only informative) and quorum queues return messages to the tail: a scan can reorder parking;
+# - the queue applies a hand-back asynchronously: for a moment after one scan a second scan (or the queue's
+#   message count) can miss those messages, so "no parked message" right after another command may need a retry;
 # - the scan is linear and holds at most ``limit`` messages in memory per queue (bodies included).
 
 from __future__ import annotations

@@ -82,6 +82,11 @@ def parked_set(channel: BlockingChannel, topology: Topology, uid: str) -> list[s
     return [command_properties(c).message_id for c in cmds]
 
 
+def settled(channel: BlockingChannel, expected: dict[str, int]) -> None:
+    """Queue depths reach ``expected``: a quorum queue counts returned messages again a moment after the nack."""
+    wait_for(lambda: {q: depth(channel, q) for q in expected} == expected, timeout=10, what=f"depths {expected}")
+
+
 def test_list_shows_metadata_of_every_parked_message_never_a_body_and_keeps_them_all(
         topology: Topology, channel: BlockingChannel, tmp_path: Path, uid: str) -> None:
     ids = parked_set(channel, topology, uid)
@@ -100,8 +105,7 @@ def test_list_shows_metadata_of_every_parked_message_never_a_body_and_keeps_them
         "router").name and first["timestamp"] and first["size"] > 100
     assert not any(s in result.stdout for s in (*PHI, "MSH|")), "list never prints bodies"
     assert rcmhub(topology, tmp_path, "dlq", "list").exit_code == 0  # the table form
-    assert depth(channel, topology.queue("router").parking) == 3  # browsing lost nothing
-    assert depth(channel, topology.queue("intake").parking) == 1
+    settled(channel, {topology.queue("router").parking: 3, topology.queue("intake").parking: 1})  # none lost
 
 
 def test_a_message_parked_by_the_delivery_limit_is_listed_with_the_broker_reason(
@@ -134,7 +138,7 @@ def test_show_prints_the_body_only_with_body_behind_a_phi_warning_and_audits_tha
     assert codec.decode(json.loads(full.stdout)["body"].encode()) == command(uid, f"D{uid}", 1)
     (audit,) = AuditLog(pg_hub.sessions).for_message(ids[1])
     assert (audit.actor, audit.action, audit.queue) == (f"ops-{uid}", "dlq.show_body", topology.queue("router").parking)
-    assert depth(channel, topology.queue("router").parking) == 3
+    settled(channel, {topology.queue("router").parking: 3})
     missing = rcmhub(topology, tmp_path, "dlq", "show", "no-such-id")
     assert missing.exit_code == 1 and "no parked message" in missing.stderr
 
@@ -145,7 +149,7 @@ def test_replay_returns_the_message_to_its_work_queue_with_attempts_reset_audits
     queue = topology.queue("router")
     result = rcmhub(topology, tmp_path, "dlq", "replay", ids[1], "--actor", f"ops-{uid}")
     assert result.exit_code == 0, result.output
-    assert depth(channel, queue.parking) == 2 and depth(channel, queue.name) == 1
+    settled(channel, {queue.parking: 2, queue.name: 1})
     listed = json.loads(rcmhub(topology, tmp_path, "dlq", "list", "--json").stdout)
     # The others are still parked (a quorum queue puts returned messages back at its tail: order may change).
     assert sorted(m["message_id"] for m in listed) == sorted([ids[0], ids[2]])
@@ -171,8 +175,7 @@ def test_discard_removes_only_that_message_and_audits_it_with_the_os_user_by_def
     ids = parked_set(channel, topology, uid)
     result = rcmhub(topology, tmp_path, "dlq", "discard", ids[0])
     assert result.exit_code == 0, result.output
-    assert depth(channel, topology.queue("router").parking) == 2
-    assert depth(channel, topology.queue("router").name) == 0
+    settled(channel, {topology.queue("router").parking: 2, topology.queue("router").name: 0})
     (audit,) = AuditLog(pg_hub.sessions).for_message(ids[0])
     assert (audit.actor, audit.action) == (getpass.getuser(), "dlq.discard")
     again = rcmhub(topology, tmp_path, "dlq", "discard", ids[0])
