@@ -63,7 +63,11 @@ def _actor(given: str | None) -> str:
 
 def _audited(settings: Settings, actor: str, action: str, run: Callable[[Record], Parked]) -> Parked:
     """Run a broker action whose ``record`` callback commits the audit row before the message is settled."""
-    hub = build(settings, in_process=True)  # migrates, so the audit table exists before anything is touched
+    try:
+        hub = build(settings, in_process=True)  # migrates, so the audit table exists before anything is touched
+    except HubError as exc:
+        err.print(f"[red]error:[/] {exc} (no audit log, nothing was touched)")
+        raise typer.Exit(1) from exc
     log = AuditLog(hub.sessions)
     try:
         def record(message: Parked) -> None:
@@ -75,7 +79,7 @@ def _audited(settings: Settings, actor: str, action: str, run: Callable[[Record]
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     except HubError as exc:
-        err.print(f"[red]error:[/] {exc} (nothing was changed)")
+        err.print(f"[red]error:[/] {exc} (the parked message was kept)")
         raise typer.Exit(1) from exc
     finally:
         hub.close()
