@@ -63,7 +63,9 @@ class Hl7Intake:
         except TransientError as exc:
             verdict, error = Verdict.RETRY, error_of(exc)
         except Exception as exc:  # a bug must not cost the peer its answer; the message is kept if stored
-            log.exception("HL7 intake failed unexpectedly on a %d-byte message from %s", len(payload), peer)
+            # No traceback: exception texts (SQL parameters, field values) can carry PHI.
+            log.error("HL7 intake failed unexpectedly (%s) on a %d-byte message from %s", type(exc).__name__,
+                      len(payload), peer)
             verdict = Verdict.RETRY
             error = error_of(StoreUnavailable(f"internal error ({type(exc).__name__})"))
         code = ack_code(verdict, msh)
