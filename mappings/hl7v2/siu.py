@@ -10,6 +10,7 @@ says Cancelled/Deleted/Noshow. Reason: SCH-7 text; provider: AIP-3 of the first 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
 
 from mappings.hl7v2.er7 import Message, Segment
 from mappings.hl7v2.segments import account_of, patient_of, source_id
@@ -18,8 +19,8 @@ from router.domain.errors import MappingError
 
 _BY_EVENT = {"S12": "booked", "S13": "rescheduled", "S14": "rescheduled", "S15": "cancelled", "S26": "noshow"}
 _BY_FILLER_STATUS = {"CANCELLED": "cancelled", "DELETED": "cancelled", "DC": "cancelled", "NOSHOW": "noshow"}
-_MINUTES_PER_UNIT = {"MIN": 1, "M": 1, "MINUTES": 1, "H": 60, "HR": 60, "HOURS": 60, "S": 1 / 60, "SEC": 1 / 60,
-                     "D": 1440}
+_MINUTES_PER_UNIT = {"MIN": Decimal(1), "M": Decimal(1), "MINUTES": Decimal(1), "H": Decimal(60), "HR": Decimal(60),
+                     "HOURS": Decimal(60), "S": Decimal(1) / 60, "SEC": Decimal(1) / 60, "D": Decimal(1440)}
 
 
 def decode_appointment(msg: Message) -> RecordAppointment:
@@ -53,11 +54,13 @@ def _duration(sch: Segment) -> int | None:
     if not amount:
         return None
     try:
-        value = float(amount)
-    except ValueError:
+        value = Decimal(amount)
+        if not value.is_finite():
+            raise InvalidOperation
+    except InvalidOperation:
         raise MappingError(f"{amount!r} is not a number", location=sch.loc(9)) from None
     factor = _MINUTES_PER_UNIT.get(unit or "MIN")
-    return None if factor is None or not 0 <= value < 1e7 else round(value * factor)
+    return None if factor is None or not 0 <= value < 10**7 else int((value * factor).to_integral_value())
 
 
 def parse_timestamp(value: str, location: str) -> datetime:
