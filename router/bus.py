@@ -1,7 +1,8 @@
 """The message bus seam: commands go to one handler inside a unit of work, guarded by the inbox.
 
 ``InProcessBus`` is the embedded default; the RabbitMQ transport moves commands between processes
-and calls the same ``InProcessBus.handle`` in the worker, so effects are identical in both modes.
+and calls the same ``InProcessBus`` in the worker, so effects are identical in both modes.
+``handle_many`` is group commit: several commands in one transaction, each in its own SAVEPOINT.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from router.domain.commands import Command
-from router.domain.errors import ConcurrencyConflict, DomainViolation
+from router.domain.errors import ConcurrencyConflict, DomainViolation, PermanentError
 from router.domain.events import Event
 from router.unit_of_work import UnitOfWork
 
@@ -96,25 +97,79 @@ class InProcessBus:
         except ConcurrencyConflict:
             # Another worker committed this source id (or a key it writes) first: re-check once.
             outcome = self._once(command, handler, fingerprint)
+        self._notify(outcome)
+        return outcome
+
+    def handle_many(self, commands: Sequence[Command]) -> list[Outcome | PermanentError]:
+        """Handle ``commands`` in order in ONE transaction (group commit), each inside a SAVEPOINT.
+
+        A command that raises a ``PermanentError`` rolls back only its savepoint; the error is its result
+        and the others still commit. Anything else (a transient error, a failed commit) fails the whole
+        batch: nothing of it is posted and the caller retries every command of it.
+        """
+        if not commands:
+            return []
+        fingerprints = [digest(c) for c in commands]
+        try:
+            results = self._batch(commands, fingerprints)
+        except ConcurrencyConflict:
+            results = self._batch(commands, fingerprints)  # as in ``handle``: re-check once
+        for result in results:
+            if isinstance(result, Outcome):
+                self._notify(result)
+        return results
+
+    def _notify(self, outcome: Outcome) -> None:
         for event in outcome.events:
             for listener in self.listeners.get(type(event), ()):
                 listener(event)
-        return outcome
 
     def _once(self, command: Command, handler: Handler, fingerprint: str) -> Outcome:
         with self.uow_factory() as uow:
             # Lock first: a redelivered copy then waits for the in-flight one and finds its inbox row.
             uow.lock_accounts(ordering_keys(command))
-            seen = uow.inbox.digest_of(command.source_id)
-            if seen is not None:
-                if seen != fingerprint:
-                    raise DomainViolation(
-                        f"source id {command.source_id!r} was already processed with different content")
-                return Outcome(command.source_id, duplicate=True)
-            events = tuple(handler(command, uow))
-            uow.inbox.add(command.source_id, type(command).__name__, fingerprint)
-            uow.outbox.add((type(e).__name__, e.source_id, to_json(e)) for e in events)
+            outcome = self._apply(uow, command, handler, fingerprint)
             uow.commit()
-        # Source ids may embed account or claim numbers (PHI): log the digest, never the id.
-        log.info("handled %s digest=%s events=%d", type(command).__name__, fingerprint[:12], len(events))
+        _log_handled(command, fingerprint, outcome)
+        return outcome
+
+    def _batch(self, commands: Sequence[Command], fingerprints: Sequence[str]) -> list[Outcome | PermanentError]:
+        results: list[Outcome | PermanentError] = []
+        with self.uow_factory() as uow:
+            # Every account of the batch, up front and sorted (``lock_accounts`` sorts): two batches
+            # never wait on each other's locks in a cycle.
+            uow.lock_accounts(key for command in commands for key in ordering_keys(command))
+            for command, fingerprint in zip(commands, fingerprints, strict=True):
+                try:
+                    # Inbox rows of earlier commands are flushed when their savepoint is released, so
+                    # a repeat later in the same batch finds them like any other duplicate.
+                    with uow.savepoint():
+                        results.append(self._apply(uow, command, self.handlers[type(command)], fingerprint))
+                except PermanentError as exc:
+                    results.append(exc)
+            uow.commit()
+        for command, fingerprint, result in zip(commands, fingerprints, results, strict=True):
+            if isinstance(result, Outcome):
+                _log_handled(command, fingerprint, result)
+        return results
+
+    @staticmethod
+    def _apply(uow: UnitOfWork, command: Command, handler: Handler, fingerprint: str) -> Outcome:
+        """Inbox check, handler, inbox row and outbox rows, inside the caller's transaction."""
+        seen = uow.inbox.digest_of(command.source_id)
+        if seen is not None:
+            if seen != fingerprint:
+                raise DomainViolation(
+                    f"source id {command.source_id!r} was already processed with different content")
+            return Outcome(command.source_id, duplicate=True)
+        events = tuple(handler(command, uow))
+        uow.inbox.add(command.source_id, type(command).__name__, fingerprint)
+        uow.outbox.add((type(e).__name__, e.source_id, to_json(e)) for e in events)
         return Outcome(command.source_id, events=events)
+
+
+def _log_handled(command: Command, fingerprint: str, outcome: Outcome) -> None:
+    if outcome.duplicate:
+        return
+    # Source ids may embed account or claim numbers (PHI): log the digest, never the id.
+    log.info("handled %s digest=%s events=%d", type(command).__name__, fingerprint[:12], len(outcome.events))

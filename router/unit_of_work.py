@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Self
 
@@ -69,6 +70,20 @@ class UnitOfWork:
                 self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
             except DBAPIError as exc:
                 raise translate(exc) from exc
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A SAVEPOINT inside the transaction: an exception rolls back only what ran inside it.
+
+        The repositories' id caches are dropped on that rollback: they may name rows that no longer exist.
+        """
+        try:
+            with self.session.begin_nested():
+                yield
+        except BaseException:
+            self.accounts.forget()
+            self.claims.forget()
+            raise
 
     def commit(self) -> None:
         try:

@@ -52,6 +52,10 @@ class AccountRepository:
         """Prime the number -> id cache from a bulk load, so later lookups cost no round trip."""
         self._ids.update(ids)
 
+    def forget(self) -> None:
+        """Drop the cache (after a savepoint rollback undid rows it may name)."""
+        self._ids.clear()
+
     def number_for(self, account_id: int) -> str:
         return self.session.execute(select(AccountRow.number).where(AccountRow.id == account_id)).scalar_one()
 
@@ -121,6 +125,10 @@ class ClaimRepository:
     def remember(self, ids: dict[str, int]) -> None:
         """Prime the key -> id cache from a bulk load, so later lookups cost no round trip."""
         self._ids.update(ids)
+
+    def forget(self) -> None:
+        """Drop the cache (after a savepoint rollback undid rows it may name)."""
+        self._ids.clear()
 
     def get_or_create(self, key: str, account: str, patient_id: int | None) -> int:
         claim_id = self.id_for(key)
