@@ -291,7 +291,10 @@ def demo(as_json: JsonFlag = False) -> None:
 @app.command()
 def worker(role: Annotated[str, typer.Option(help="intake, router or all")] = "all",
            concurrency: Annotated[int, typer.Option(min=1, max=64, help="worker threads per role")] = 4,
-           prefetch: Annotated[int, typer.Option(min=0, help="unacked deliveries per role (0: 2 x concurrency)")] = 0,
+           prefetch: Annotated[int, typer.Option(min=0, help="unacked deliveries per role (0: 2 x concurrency, "
+                                                            "x min(batch, 16) when batching)")] = 0,
+           batch: Annotated[int, typer.Option(min=1, max=500, help="router commands per transaction (group "
+                                                                   "commit; 1: one each)")] = 50,
            health_port: Annotated[int, typer.Option(min=0, max=65535, help="serve /healthz and /readyz on this "
                                                                             "port (0: off)")] = 0,
            ) -> None:
@@ -317,7 +320,7 @@ def worker(role: Annotated[str, typer.Option(help="intake, router or all")] = "a
         declare(settings.amqp_url, topology)
         options = {"concurrency": concurrency, "prefetch": prefetch or None}
         consumers: list[WorkConsumer] = [
-            CommandConsumer(settings.amqp_url, topology, hub.local_bus, **options) if r == "router"
+            CommandConsumer(settings.amqp_url, topology, hub.local_bus, batch_size=batch, **options) if r == "router"
             else IntakeConsumer(settings.amqp_url, topology, hub.intake, **options) for r in roles]
         err.print(f"rcmhub worker: {', '.join(roles)} x{concurrency} on {topology.prefix}.*")
         health = WorkerHealth(consumers, port=health_port).start() if health_port else None

@@ -3,6 +3,9 @@
 A delivery is acked only after ``dispatch`` returned, i.e. after the unit of work committed. Store
 outages hold the message (no ack) with backoff; other ``TransientError``s go to the next retry tier,
 ``PermanentError``s and exhausted retries to the parking queue with an ``x-rcmhub-reason`` header.
+
+With ``batch_size`` > 1 the I/O thread groups what arrived in one pass (at most ``batch_size``) and a worker
+thread hands it to ``dispatch_many`` as one unit (group commit); its results settle each delivery.
 """
 
 from __future__ import annotations
@@ -10,12 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass
-from enum import Enum
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
@@ -38,10 +40,10 @@ from connectors.rabbitmq.publisher import (
     translated,
 )
 from connectors.rabbitmq.topology import Topology
+from connectors.rabbitmq.verdicts import Action, Delivery, Verdict, attempt_of, reason_of, with_headers
 from router.domain.errors import (
     BrokerUnavailable,
     ConcurrencyConflict,
-    HubError,
     PermanentError,
     StoreUnavailable,
     TransientError,
@@ -50,22 +52,7 @@ from router.domain.errors import (
 log = logging.getLogger(__name__)
 
 
-class Action(Enum):
-    ACK = "ack"
-    RETRY = "retry"
-    PARK = "park"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    action: Action
-    reason: str = ""
-
-
-def reason_of(exc: BaseException) -> str:
-    """Error class and location only: reason texts may quote field values, which can be PHI."""
-    where = exc.location if isinstance(exc, HubError) and exc.location else ""
-    return f"{type(exc).__name__} at {where}" if where else type(exc).__name__
+T = TypeVar("T")
 
 
 class WorkConsumer:
@@ -74,13 +61,15 @@ class WorkConsumer:
     role = ""
 
     def __init__(self, url: str, topology: Topology, *, concurrency: int = 1, prefetch: int | None = None,
-                 heartbeat: int = 30, hold_seconds: float = 60.0, shutdown_seconds: float = 30.0) -> None:
+                 heartbeat: int = 30, hold_seconds: float = 60.0, shutdown_seconds: float = 30.0,
+                 batch_size: int = 1) -> None:
         self.parameters = pika.URLParameters(url)
         self.parameters.heartbeat = heartbeat
         self.topology = topology
         self.queue = topology.queue(self.role)
         self.concurrency = concurrency
-        self.prefetch = prefetch or concurrency * 2
+        self.batch_size = max(1, batch_size)
+        self.prefetch = prefetch or concurrency * 2 * (1 if self.batch_size == 1 else min(self.batch_size, 16))
         self.hold_seconds = hold_seconds  # how long a store outage holds a message before a retry tier
         self.shutdown_seconds = shutdown_seconds
         self.consuming = threading.Event()
@@ -90,6 +79,7 @@ class WorkConsumer:
         self._inflight = 0  # deliveries of the current connection not yet settled
         self._generation = 0  # which connection ``_inflight`` counts
         self._lock = threading.Lock()
+        self._pending: list[Delivery] = []  # grouped on the I/O thread, submitted as one batch
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"rcmhub-{self.role}")
 
     # hooks -----------------------------------------------------------------------------------------
@@ -97,6 +87,10 @@ class WorkConsumer:
         raise NotImplementedError
 
     def dispatch(self, message: Any) -> None:
+        raise NotImplementedError
+
+    def dispatch_many(self, messages: Sequence[Any]) -> Sequence[PermanentError | None]:
+        """Dispatch as one unit (``batch_size`` > 1): a ``PermanentError`` per message, or raise for all."""
         raise NotImplementedError
 
     # lifecycle -------------------------------------------------------------------------------------
@@ -140,7 +134,9 @@ class WorkConsumer:
                 self.consuming.set()
                 while not self._stop.is_set():
                     connection.process_data_events(time_limit=0.25)
+                    self._submit_pending(connection, publisher, generation)
                 channel.basic_cancel(tag)
+                self._submit_pending(connection, publisher, generation)
                 self._drain(connection)
         finally:
             self.consuming.clear()
@@ -165,8 +161,28 @@ class WorkConsumer:
                      count)
         with self._lock:
             self._inflight += 1
+        if self.batch_size > 1:
+            self._pending.append(Delivery(channel, method.delivery_tag, properties, body))
+            if len(self._pending) >= self.batch_size:
+                self._submit_pending(connection, publisher, generation)
+            return
         self._pool.submit(self._work, connection, publisher, generation, channel, method.delivery_tag, properties,
                           body)
+
+    def _submit_pending(self, connection: pika.BlockingConnection, publisher: ConfirmedChannel,
+                        generation: int) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._pool.submit(self._work_batch, connection, publisher, generation, batch)
+
+    def _work_batch(self, connection: pika.BlockingConnection, publisher: ConfirmedChannel, generation: int,
+                    batch: list[Delivery]) -> None:
+        verdicts = self.process_many([(d.body, d.properties) for d in batch])
+        try:
+            connection.add_callback_threadsafe(partial(self._settle_many, publisher, generation, batch, verdicts))
+        except PIKA_ERRORS:
+            for _ in batch:
+                self._done(generation)
 
     def _work(self, connection: pika.BlockingConnection, publisher: ConfirmedChannel, generation: int,
               channel: BlockingChannel, tag: int, properties: BasicProperties, body: bytes) -> None:
@@ -181,26 +197,56 @@ class WorkConsumer:
         """Run the hooks and decide what happens to the delivery (no broker calls here)."""
         try:
             message = self.translate(body, properties)
-            self._dispatch_holding(message)
+            self._holding(self.dispatch, message)
             return Verdict(Action.ACK)
-        except PermanentError as exc:
+        except Exception as exc:
+            return self.verdict_for(exc, properties)
+
+    def process_many(self, deliveries: Sequence[tuple[bytes, BasicProperties]]) -> list[Verdict]:
+        """``process`` for a batch: translate each, ``dispatch_many`` the good ones as one unit."""
+        verdicts: list[Verdict] = []
+        messages: list[Any] = []
+        slots: list[int] = []
+        for body, properties in deliveries:
+            try:
+                messages.append(self.translate(body, properties))
+                slots.append(len(verdicts))
+                verdicts.append(Verdict(Action.ACK))
+            except Exception as exc:
+                verdicts.append(self.verdict_for(exc, properties))
+        if not messages:
+            return verdicts
+        try:
+            results: Sequence[Exception | None] = self._holding(self.dispatch_many, messages)
+        except TransientError as exc:  # the batch did not commit: every message of it is retried
+            results = [exc] * len(messages)
+        except Exception:
+            # Maybe one message's fault: one by one, so only that one is parked.
+            return [self.process(body, properties) for body, properties in deliveries]
+        for slot, result in zip(slots, results, strict=True):
+            if result is not None:
+                verdicts[slot] = self.verdict_for(result, deliveries[slot][1])
+        return verdicts
+
+    def verdict_for(self, exc: Exception, properties: BasicProperties) -> Verdict:
+        if isinstance(exc, PermanentError):
             return Verdict(Action.PARK, reason_of(exc))
-        except TransientError as exc:
+        if isinstance(exc, TransientError):
             if attempt_of(properties) < len(self.queue.waits):
                 return Verdict(Action.RETRY, reason_of(exc))
             return Verdict(Action.PARK, f"retries exhausted: {reason_of(exc)}")
-        except Exception as exc:
-            # A bug, not the message's fault or not only: park it for replay instead of crash-looping.
-            log.error("unexpected %s on %s", type(exc).__name__, self.queue.name)
-            return Verdict(Action.PARK, f"unexpected {reason_of(exc)}")
+        # A bug, not the message's fault or not only: park it for replay instead of crash-looping.
+        log.error("unexpected %s on %s", type(exc).__name__, self.queue.name)
+        return Verdict(Action.PARK, f"unexpected {reason_of(exc)}")
 
-    def _dispatch_holding(self, message: Any) -> None:
+    def _holding(self, call: Callable[[Any], T], argument: Any) -> T:
         # A database outage holds the delivery unacked (no loss, no reordering through retry queues).
         for attempt in Retrying(retry=retry_if_exception_type((StoreUnavailable, ConcurrencyConflict)),
                                 wait=wait_exponential(multiplier=0.1, max=5), reraise=True,
                                 stop=stop_after_delay(self.hold_seconds) | stop_when_event_set(self._stop)):
             with attempt:
-                self.dispatch(message)
+                return call(argument)
+        raise AssertionError("unreachable: Retrying reraises")
 
     # settling runs on the I/O thread ---------------------------------------------------------------
     def _settle(self, publisher: ConfirmedChannel, generation: int, channel: BlockingChannel, tag: int,
@@ -225,27 +271,13 @@ class WorkConsumer:
         finally:
             self._done(generation)
 
+    def _settle_many(self, publisher: ConfirmedChannel, generation: int, batch: list[Delivery],
+                     verdicts: list[Verdict]) -> None:
+        for delivery, verdict in zip(batch, verdicts, strict=True):
+            self._settle(publisher, generation, delivery.channel, delivery.tag, delivery.properties, delivery.body,
+                         verdict)
+
     def _done(self, generation: int) -> None:
         with self._lock:
             if generation == self._generation:
                 self._inflight -= 1
-
-
-def attempt_of(properties: BasicProperties) -> int:
-    value = (properties.headers or {}).get(ATTEMPT, 0)
-    return value if isinstance(value, int) else 0
-
-
-def with_headers(properties: BasicProperties, extra: dict[str, Any]) -> BasicProperties:
-    """A copy of ``properties`` (message id, type, timestamp kept) with broker bookkeeping dropped."""
-    headers = {k: v for k, v in (properties.headers or {}).items() if not k.startswith(("x-death", "x-first-death",
-                                                                                          "x-last-death"))}
-    headers.pop("x-delivery-count", None)
-    copy = BasicProperties(**{k: getattr(properties, k) for k in _PROPERTY_NAMES})
-    copy.headers = {**headers, **extra}
-    copy.delivery_mode = pika.DeliveryMode.Persistent.value
-    return copy
-
-
-_PROPERTY_NAMES = ("content_type", "content_encoding", "priority", "correlation_id", "reply_to", "message_id",
-                   "timestamp", "type", "app_id")

@@ -26,9 +26,9 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import BasicProperties
 
-from connectors.rabbitmq.consumer import attempt_of, with_headers
 from connectors.rabbitmq.publisher import ATTEMPT, ORIGIN_QUEUE, PIKA_ERRORS, REASON, ConfirmedChannel, translated
 from connectors.rabbitmq.topology import Topology, WorkQueue
+from connectors.rabbitmq.verdicts import attempt_of, with_headers
 from router.domain.errors import HubError
 
 

@@ -21,21 +21,28 @@ from connectors.rabbitmq.consumer import WorkConsumer
 from connectors.rabbitmq.publisher import translated
 from connectors.rabbitmq.topology import Topology
 from router import codec
-from router.bus import MessageBus
+from router.bus import InProcessBus, MessageBus
 from router.domain.commands import Command
-from router.domain.errors import DecodeError, MappingError
+from router.domain.errors import DecodeError, MappingError, PermanentError
 
 log = logging.getLogger(__name__)
 ROLES = ("intake", "router")  # "outbound" joins when the outbox relay and delivery connectors land
 
 
 class CommandConsumer(WorkConsumer):
-    """Router role: canonical commands from the work exchange, each handled in one unit of work."""
+    """Router role: canonical commands from the work exchange, handled in batches of up to ``batch_size``.
+
+    A batch is one transaction (``InProcessBus.handle_many``, group commit); a command that breaks a rule
+    is parked alone, a transient failure retries the whole batch. A subclass that overrides ``dispatch``,
+    or a bus without ``handle_many``, is handled one command per unit of work.
+    """
 
     role = "router"
 
-    def __init__(self, url: str, topology: Topology, bus: MessageBus, **kwargs: Any) -> None:
-        super().__init__(url, topology, **kwargs)
+    def __init__(self, url: str, topology: Topology, bus: MessageBus, *, batch_size: int = 50,
+                 **kwargs: Any) -> None:
+        batches = isinstance(bus, InProcessBus) and type(self).dispatch is CommandConsumer.dispatch
+        super().__init__(url, topology, batch_size=batch_size if batches else 1, **kwargs)
         self.bus = bus
 
     def translate(self, body: bytes, properties: BasicProperties) -> Command:
@@ -46,6 +53,10 @@ class CommandConsumer(WorkConsumer):
 
     def dispatch(self, message: Command) -> None:
         self.bus.handle(message)
+
+    def dispatch_many(self, messages: Sequence[Command]) -> list[PermanentError | None]:
+        assert isinstance(self.bus, InProcessBus)
+        return [r if isinstance(r, PermanentError) else None for r in self.bus.handle_many(messages)]
 
 
 class IntakeConsumer(WorkConsumer):
