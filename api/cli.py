@@ -294,7 +294,7 @@ def worker(role: Annotated[str, typer.Option(help="intake, router or all")] = "a
            prefetch: Annotated[int, typer.Option(min=0, help="unacked deliveries per role (0: 2 x concurrency, "
                                                             "x min(batch, 16) when batching)")] = 0,
            batch: Annotated[int, typer.Option(min=1, max=500, help="router commands per transaction (group "
-                                                                   "commit; 1: one each)")] = 50,
+                                                                   "commit; 1: one each)")] = 1,
            health_port: Annotated[int, typer.Option(min=0, max=65535, help="serve /healthz and /readyz on this "
                                                                             "port (0: off)")] = 0,
            ) -> None:

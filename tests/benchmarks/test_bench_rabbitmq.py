@@ -34,6 +34,7 @@ from router.domain.model import ChargeLine
 pytestmark = pytest.mark.benchmark
 ROOT = Path(__file__).parents[2]
 RAW, HUB = 5000, int(os.environ.get("RCMHUB_BENCH_CHARGES", "600"))
+BATCH = os.environ.get("RCMHUB_BENCH_BATCH", "1")  # router commands per transaction (1: no group commit)
 
 
 def raw_rate(url: str) -> float:
@@ -73,7 +74,7 @@ def hub_rate(workers: int, tmp: Path) -> float:
         env = {**os.environ, "RCMHUB_AMQP_URL": url, "RCMHUB_DATABASE_URL": db, "RCMHUB_DATA_DIR": str(tmp),
                "RCMHUB_AMQP_PREFIX": topology.prefix}
         procs = [subprocess.Popen([sys.executable, "-c", "from api.cli import main; main()", "worker", "--role",
-                                   "router", "--concurrency", "4"], cwd=ROOT, env=env,
+                                   "router", "--concurrency", "4", "--batch", BATCH], cwd=ROOT, env=env,
                                   stderr=(tmp / f"worker-{run}-{i}.log").open("wb")) for i in range(workers)]
         # Self-pay charges post three legs each; count the charge legs.
         mine = LedgerRow.source_id.like(f"hl7:BENCH:{run}-%") & (LedgerRow.kind == "charge")

@@ -70,7 +70,7 @@ def test_published_commands_are_posted_once_and_carry_no_phi_in_headers(url: str
         assert props.type == "PostCharges" and props.message_id and props.correlation_id
         assert props.headers["x-rcmhub-control-id"] == f"{uid}-0" and props.headers[ATTEMPT] == 0
         assert not any(s in json.dumps(props.headers, default=str) for s in (account, "DOE", "JANE", "MRN"))
-        with running(CommandConsumer(url, topology, pg_hub.local_bus, concurrency=4)) as consumer:
+        with running(CommandConsumer(url, topology, pg_hub.local_bus, concurrency=4, batch_size=50)) as consumer:
             wait_for(lambda: consumer.settled[Action.ACK]
                      >= 21, what="21 acks")
         bus.close()
@@ -94,8 +94,9 @@ POISON: list[tuple[str, bytes | Command]] = [
 ]
 
 
+@pytest.mark.parametrize("batch", [1, 50], ids=["one-per-transaction", "group-commit"])
 def test_poison_messages_are_parked_at_once_with_a_reason_and_valid_ones_still_post(url: str, pg_hub: Hub,
-                                                                                    uid: str) -> None:
+                                                                                    uid: str, batch: int) -> None:
     topology = test_topology()
     account = f"POI{uid}"
     queue = topology.queue("router")
@@ -114,7 +115,7 @@ def test_poison_messages_are_parked_at_once_with_a_reason_and_valid_ones_still_p
                 publisher.publish(queue.exchange, queue.routing_key, POISON[n][1], props)  # type: ignore[arg-type]
             if 10 <= n < 10 + len(semantic):
                 bus.handle(semantic[n - 10])
-        with running(CommandConsumer(url, topology, pg_hub.local_bus, concurrency=3)):
+        with running(CommandConsumer(url, topology, pg_hub.local_bus, concurrency=3, batch_size=batch)):
             wait_for(lambda: depth(channel, queue.parking) == len(POISON) + len(semantic), what="all parked")
             wait_for(lambda: depth(channel, queue.name) == 0, what="work queue drained")
         parked = drain(channel, queue.parking)

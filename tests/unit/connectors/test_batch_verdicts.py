@@ -31,7 +31,7 @@ def charge(uid: str, n: int) -> PostCharges:
 
 def test_a_batch_gets_one_verdict_per_delivery(hub: Hub, uid: str) -> None:
     assert hub.local_bus is not None
-    consumer = CommandConsumer("amqp://localhost", Topology(f"t{uid}"), hub.local_bus)
+    consumer = CommandConsumer("amqp://localhost", Topology(f"t{uid}"), hub.local_bus, batch_size=50)
     assert consumer.batch_size == 50
     bad = PostPatientPayment(f"bv:{uid}-neg", f"A{uid}", Decimal("-1.00"), "cash", date(2024, 3, 2))
     batch = [delivery(charge(uid, 0)), (b"\x00not json", pika.BasicProperties(headers={})), delivery(bad),
@@ -47,7 +47,8 @@ class Down(InProcessBus):
 
 
 def test_a_batch_that_cannot_commit_is_retried_whole(hub: Hub, uid: str) -> None:
-    consumer = CommandConsumer("amqp://localhost", Topology(f"t{uid}"), Down(hub.uow_factory, {}), hold_seconds=0.2)
+    consumer = CommandConsumer("amqp://localhost", Topology(f"t{uid}"), Down(hub.uow_factory, {}), hold_seconds=0.2,
+                               batch_size=50)
     verdicts = consumer.process_many([delivery(charge(uid, n)) for n in range(3)])
     assert [v.action for v in verdicts] == [Action.RETRY] * 3
 
@@ -58,4 +59,4 @@ def test_a_consumer_that_overrides_dispatch_keeps_one_command_per_unit_of_work(h
             super().dispatch(message)
 
     assert hub.local_bus is not None
-    assert Custom("amqp://localhost", Topology("t"), hub.local_bus).batch_size == 1
+    assert Custom("amqp://localhost", Topology("t"), hub.local_bus, batch_size=50).batch_size == 1
