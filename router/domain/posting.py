@@ -182,8 +182,9 @@ def _match_lines(claim: RemitClaim, state: ClaimState, level: int,
         if claim.charge != total and not claim.split:
             return [], (ExceptionType.CHARGE_MISMATCH, f"payer charge {fmt(claim.charge)} ≠ billed {fmt(total)}")
         return [], None
+    reversed_keys = state.reversed_keys()
     paid_here = {e.charge_line for e in state.entries if e.kind is EntryKind.INSURANCE_PAYMENT
-                 and e.coverage_seq == level and e.idempotency_key not in state.reversed_keys()}
+                 and e.coverage_seq == level and e.idempotency_key not in reversed_keys}
     free = [line for line in state.lines if line.line_no not in paid_here] or list(state.lines)
     matched: list[tuple[RemitLine, ChargeLine | None]] = []
     for rl in claim.lines:
