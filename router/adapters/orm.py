@@ -284,3 +284,14 @@ class AuditRow(Base):
     message_id: Mapped[str] = mapped_column(String(255), index=True)
     queue: Mapped[str] = mapped_column(String(255))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+# Tables of later features live in their own modules on the same metadata; importing them here makes
+# ``Base.metadata`` complete for Alembic and for anyone who imports ``orm``.
+from router.adapters import (  # noqa: E402
+    orm_notices,  # noqa: F401
+    orm_outbound,  # noqa: F401
+    orm_payments,  # noqa: F401
+    orm_security,  # noqa: F401
+    orm_workbench,  # noqa: F401
+)
