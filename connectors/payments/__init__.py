@@ -1,0 +1,1 @@
+"""Payment gateways (connectors): the PaymentGateway seam and its Stripe implementation."""
