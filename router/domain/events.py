@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 
@@ -23,6 +24,12 @@ class ChargesPosted(Event):
 class PatientPaymentPosted(Event):
     account: str
     amount: Decimal
+    method: str = ""
+    received_on: date | None = None
+    applied: Decimal = Decimal("0.00")  # allocated to open patient items
+    unapplied: Decimal = Decimal("0.00")  # left on the account as a credit
+    receipt: int | None = None  # receipt number (patient_payments.id)
+    gateway_payment_ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -54,3 +61,7 @@ class RemittancePosted(Event):
     plb: Decimal  # PLB cash effect
     exceptions: int
     quarantined: bool = False
+
+
+# Payment events (issue 7) live in their own module; imported here so the codec registers them.
+from router.domain.payment_events import *  # noqa: E402, F403
