@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from api.bootstrap import Hub
 from api.routes import accounts, fhir, health, remittances
+from api.routes import auth as auth_routes
 from router.domain.errors import HubError, PermanentError
 
 
@@ -17,6 +18,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(accounts.router)
     app.include_router(fhir.router)
     app.include_router(remittances.router)
+    app.include_router(auth_routes.router)
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:

@@ -284,6 +284,10 @@ class AuditRow(Base):
     message_id: Mapped[str] = mapped_column(String(255), index=True)
     queue: Mapped[str] = mapped_column(String(255))
     detail: Mapped[str] = mapped_column(Text, default="")
+    # Added by 0008 (issue 8): the general audit trail — every PHI view and action, from where, with what outcome.
+    object_type: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    source: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    outcome: Mapped[str] = mapped_column(String(20), default="ok", server_default="ok")
 
 
 # Tables of later features live in their own modules on the same metadata; importing them here makes
