@@ -10,10 +10,12 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from router import payment_handlers
 from router.domain import commands, events
 from router.domain.errors import DomainViolation
 from router.domain.ledger import EntryKind, LedgerEntry, Responsibility, reversal_of, transfer_legs
 from router.domain.money import ZERO
+from router.domain.pan import mask_pans
 from router.domain.posting import PostingPolicy
 from router.reconciliation import post_remittance
 from router.unit_of_work import UnitOfWork
@@ -48,18 +50,9 @@ def post_charges(cmd: commands.PostCharges, uow: UnitOfWork) -> Sequence[events.
             responsibility = Responsibility.PATIENT
         entries.append(LedgerEntry(cmd.account, tx.kind, responsibility, tx.amount,
                                    f"{cmd.source_id}:tx:{tx.line_no}", cmd.source_id, claim=cmd.claim_key,
-                                   effective_date=tx.transaction_date, memo=tx.code or None))
+                                   effective_date=tx.transaction_date, memo=mask_pans(tx.code) or None))
     uow.ledger.append(entries)
     return [events.ChargesPosted(cmd.source_id, cmd.account, cmd.claim_key, total, len(cmd.charges))]
-
-
-def post_patient_payment(cmd: commands.PostPatientPayment, uow: UnitOfWork) -> Sequence[events.Event]:
-    if cmd.amount <= 0:
-        raise DomainViolation(f"a patient payment must be positive, got {cmd.amount}")
-    uow.ledger.append([LedgerEntry(cmd.account, EntryKind.PATIENT_PAYMENT, Responsibility.PATIENT, -cmd.amount,
-                                   f"{cmd.source_id}:payment", cmd.source_id, effective_date=cmd.received_on,
-                                   memo=f"{cmd.method} {cmd.reference}".strip())])
-    return [events.PatientPaymentPosted(cmd.source_id, cmd.account, cmd.amount)]
 
 
 def reverse_entry(cmd: commands.ReverseEntry, uow: UnitOfWork) -> Sequence[events.Event]:
@@ -100,11 +93,11 @@ def make_handlers(policy: PostingPolicy | None = None) -> dict[type[commands.Com
     """The one command -> handler mapping; ``policy`` carries the configurable posting choices."""
     return {
         commands.PostCharges: post_charges,
-        commands.PostPatientPayment: post_patient_payment,
         commands.ReverseEntry: reverse_entry,
         commands.RegisterPatient: register_patient,
         commands.RecordAppointment: record_appointment,
         commands.PostRemittance: partial(post_remittance, policy=policy or PostingPolicy()),
+        **payment_handlers.HANDLERS,  # PostPatientPayment (oldest-first allocation), refunds, cards, plans
     }
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from router.adapters.payments import PaymentRepository
 from router.adapters.remittances import RemittanceRepository
 from router.adapters.repository import (
     AccountRepository,
@@ -30,6 +31,7 @@ class UnitOfWork:
     inbox: InboxRepository
     outbox: OutboxRepository
     remittances: RemittanceRepository
+    payments: PaymentRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
@@ -44,6 +46,7 @@ class UnitOfWork:
         self.inbox = InboxRepository(self.session)
         self.outbox = OutboxRepository(self.session)
         self.remittances = RemittanceRepository(self.session, self.accounts, self.claims)
+        self.payments = PaymentRepository(self.session, self.accounts)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

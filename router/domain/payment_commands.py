@@ -44,6 +44,7 @@ class RecordDispute(Command):
     payment_ref: str
     amount: Decimal
     status: str  # the gateway's dispute status (needs_response, lost, won, ...)
+    on: date
 
 
 @dataclass(frozen=True)
