@@ -29,9 +29,9 @@ from router.domain.results import AccountResult, ClaimResult, PlbResult, PostedE
 
 _COLUMNS = (LedgerRow.id, LedgerRow.account_id, LedgerRow.claim_id, LedgerRow.line_no, LedgerRow.kind,
             LedgerRow.responsibility, LedgerRow.amount_cents, LedgerRow.idempotency_key, LedgerRow.source_id,
-            LedgerRow.effective_date, LedgerRow.reversed_kind, LedgerRow.payer, LedgerRow.coverage_seq,
-            LedgerRow.trace_number, LedgerRow.payer_claim_number, LedgerRow.group_code, LedgerRow.reason_code,
-            LedgerRow.memo, ClaimRow.key)
+            LedgerRow.effective_date, LedgerRow.reverses, LedgerRow.reversed_kind, LedgerRow.payer,
+            LedgerRow.coverage_seq, LedgerRow.trace_number, LedgerRow.payer_claim_number, LedgerRow.group_code,
+            LedgerRow.reason_code, LedgerRow.memo, ClaimRow.key)
 
 
 def event_result(session: Session, event_type: str, source_id: str) -> Result:
@@ -108,12 +108,12 @@ def _accounts(session: Session, rows: Sequence[Sequence[Any]]) -> tuple[AccountR
 
 
 def _entry(r: Sequence[Any], line: tuple[str, str, int] | None) -> PostedEntry:
-    (_, _, _, line_no, kind, responsibility, cents, key, _, when, reversed_kind, payer, seq, trace, payer_claim,
-     group, reason, memo, claim) = r
+    (_, _, _, line_no, kind, responsibility, cents, key, _, when, reverses, reversed_kind, payer, seq, trace,
+     payer_claim, group, reason, memo, claim) = r
     return PostedEntry(
         key=key, kind=EntryKind(kind), responsibility=Responsibility(responsibility), amount=from_cents(cents),
         claim=claim, charge_line=line_no, charge_key=line[0] if line else None, procedure=line[1] if line else "",
-        line_charge=from_cents(line[2]) if line else None, effective_date=when,
+        line_charge=from_cents(line[2]) if line else None, effective_date=when, reverses=reverses,
         reversed_kind=EntryKind(reversed_kind) if reversed_kind else None, payer=payer, coverage_seq=seq,
         trace_number=trace, payer_claim_number=payer_claim, group_code=group, reason_code=reason, memo=memo)
 

@@ -43,6 +43,7 @@ class PostedEntry:
     procedure: str = ""  # CPT/HCPCS of that charge line
     line_charge: Decimal | None = None  # billed amount of that line
     effective_date: date | None = None
+    reverses: str | None = None  # ledger key of the entry a reversal cancels
     reversed_kind: EntryKind | None = None
     payer: str | None = None
     coverage_seq: int | None = None

@@ -1,0 +1,97 @@
+"""The transactional outbox relay (connectors): outbox events -> planned deliveries, marked published after.
+
+For each unpublished outbox row (oldest first) the relay reads the reconciled record behind the event,
+plans every destination's messages (``plan.plan``) and stores them as delivery rows; with a broker it then
+publishes one job per delivery to the outbound exchange (routing key = destination, one queue each) with
+publisher confirms, and only after every confirm marks the outbox row published - all inside one
+transaction that holds the row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so several relays never
+double-plan. A crash after a confirm re-relays the row: its delivery rows exist already (same dedupe
+key), their jobs are published again, and a delivery already settled is skipped by the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from connectors.outbound.config import Destinations
+from connectors.outbound.plan import DELIVERABLE, plan
+from connectors.outbound.store import add_planned
+from router.adapters.orm import OutboxRow, utcnow
+from router.domain.errors import HubError, PermanentError
+from router.domain.results import trace_id
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[Sequence[tuple[int, str]]], None]  # (delivery id, destination) jobs, confirmed on return
+
+
+class OutboxRelay:
+    def __init__(self, sessions: sessionmaker[Session], destinations: Destinations, *,
+                 publish: Publish | None = None, batch: int = 100,
+                 on_planned: Callable[[set[str]], None] | None = None) -> None:
+        self.sessions = sessions
+        self.destinations = destinations
+        self.publish = publish
+        self.batch = batch
+        self.on_planned = on_planned  # wakes the destinations that got work (embedded engine)
+
+    def relay_once(self) -> int:
+        """Relay up to ``batch`` outbox rows; returns how many were handled."""
+        touched: set[str] = set()
+        with self.sessions() as session, session.begin():
+            query = select(OutboxRow).where(OutboxRow.published_at.is_(None)).order_by(OutboxRow.id).limit(self.batch)
+            if session.get_bind().dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = list(session.scalars(query))
+            if not rows:
+                return 0
+            now = utcnow()
+            jobs: list[tuple[int, str]] = []
+            for row in rows:
+                jobs += self._plan(session, row, now)
+            if self.publish is not None and jobs:
+                self.publish(jobs)  # raises BrokerUnavailable: nothing is marked, the rows are relayed again
+            for row in rows:
+                row.published_at = now
+            touched = {destination for _, destination in jobs}
+        if touched and self.on_planned is not None:
+            self.on_planned(touched)
+        return len(rows)
+
+    def _plan(self, session: Session, row: OutboxRow, now: datetime) -> list[tuple[int, str]]:
+        if row.event_type not in DELIVERABLE:
+            return []
+        trace = trace_id(row.source_id)
+        try:
+            with session.begin_nested():
+                planned = plan(session, row.event_type, row.source_id, self.destinations, now)
+                jobs = add_planned(session, row.id, trace, row.event_type, planned)
+        except PermanentError as exc:
+            # A result that cannot be rendered (e.g. fails FHIR validation) is logged and skipped: it must not
+            # block every later event. The ledger holds it; fixing the mapping and re-relaying re-plans it.
+            log.error("outbox %d %s trace=%s not deliverable: %s at %s", row.id, row.event_type, trace,
+                      type(exc).__name__, exc.location or "")
+            return []
+        if jobs:
+            log.info("relayed outbox %d %s trace=%s deliveries=%d", row.id, row.event_type, trace, len(jobs))
+        return jobs
+
+    def run(self, stop: threading.Event, wake: threading.Event, idle_seconds: float = 0.5) -> None:
+        """Relay until ``stop``; sleeps ``idle_seconds`` (or until ``wake``) when nothing is waiting."""
+        while not stop.is_set():
+            try:
+                handled = self.relay_once()
+            except (HubError, SQLAlchemyError) as exc:  # database or broker away: back off, rows stay unpublished
+                log.warning("outbox relay: %s", type(exc).__name__)
+                handled = 0
+                stop.wait(1.0)
+            if handled == 0:
+                wake.wait(idle_seconds)
+                wake.clear()
