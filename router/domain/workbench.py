@@ -7,7 +7,7 @@ so a double submit posts once). Amounts are ``Decimal``; the handlers are in ``r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
@@ -49,6 +49,7 @@ class ExceptionCommand(Command):
     exception_id: int
     expected_version: int
     actor: str
+    origin: str = field(default="", kw_only=True)  # where the request came from (client address), for the audit trail
 
 
 @dataclass(frozen=True)
