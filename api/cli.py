@@ -23,7 +23,9 @@ from sqlalchemy.orm import Session
 
 from api.bootstrap import Hub, build
 from api.dlq import dlq_app
+from api.notices import collections_app, notices_app, start_scheduler
 from api.settings import Settings
+from api.users import tokens_app, users_app
 from connectors.intake import FileReport
 from router.domain.errors import HubError
 from router.queries import account_view
@@ -36,11 +38,15 @@ era_app = typer.Typer(help="X12 835 remittance files", no_args_is_help=True)
 exceptions_app = typer.Typer(help="The reconciliation exception queue", no_args_is_help=True)
 remittances_app = typer.Typer(help="Posted and quarantined remittances", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(collections_app, name="collections")
 app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(era_app, name="era")
 app.add_typer(exceptions_app, name="exceptions")
+app.add_typer(notices_app, name="notices")
 app.add_typer(remittances_app, name="remittances")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(users_app, name="users")
 
 out = Console()
 err = Console(stderr=True)
@@ -251,15 +257,21 @@ def serve() -> None:
     stop_watching = threading.Event()
     watcher = threading.Thread(target=drop.run, args=(stop_watching,), name="drop-directory", daemon=True)
     watcher.start()
+    stop_dunning = start_scheduler(hub)  # statements, reminders, collections hand-offs (api/notices.py)
     err.print(f"rcmhub serving on http://{settings.api_host}:{settings.api_port} and MLLP "
               f"{settings.mllp_host}:{mllp.port} ({'embedded' if settings.embedded else 'RabbitMQ'} bus); "
               f"watching {drop.inbox}")
+    from api.users import first_user_hint
+
+    if hint := first_user_hint(hub):
+        err.print(hint)
     try:
         uvicorn.run(create_app(hub), host=settings.api_host, port=settings.api_port,
                     log_level=settings.log_level.lower())
     finally:
         stop_watching.set()
         watcher.join(10)
+        stop_dunning()
         mllp.stop()
         hub.close()
 

@@ -20,11 +20,13 @@ from urllib.parse import quote
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, FastAPI, HTTPException, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.bootstrap import Hub
 from router.adapters.audit import AuditLog, AuditRecord
 from router.adapters.credentials import Credentials, UserRecord
+from router.adapters.orm import AuditRow
 from router.domain.errors import DomainViolation
 
 log = logging.getLogger(__name__)
@@ -213,11 +215,21 @@ def cookie_secure(request: Request, policy: Policy) -> bool:
 
 
 def audit(request: Request, principal: Principal | None, action: str, object_type: str, object_id: str,
-          detail: str = "", outcome: str = "ok") -> None:
-    """Record a PHI view or an action (sync; call from a sync route or through ``run_in_threadpool``)."""
-    security_for(request.app).record(AuditRecord(
-        principal.username if principal else "anonymous", action, object_id[:255], "", detail,
-        object_type=object_type, source=client_address(request), outcome=outcome))
+          detail: str = "", outcome: str = "ok", session: Session | None = None) -> None:
+    """Record a PHI view or an action (sync; call from a sync route or through ``run_in_threadpool``).
+
+    Without ``session`` the record commits on its own connection: call it *before* reading with the request's
+    session, because on SQLite an open transaction holds the write lock and the audit insert would wait for it.
+    With ``session`` the row is added to that transaction and commits (or rolls back) with the caller's action.
+    """
+    record = AuditRecord(principal.username if principal else "anonymous", action, object_id[:255], "", detail,
+                         object_type=object_type, source=client_address(request), outcome=outcome)
+    if session is not None:
+        session.add(AuditRow(at=record.at, actor=record.actor, action=record.action, message_id=record.message_id,
+                             queue="", detail=record.detail, object_type=record.object_type, source=record.source,
+                             outcome=record.outcome))
+        return
+    security_for(request.app).record(record)
 
 
 class Refused(HTTPException):

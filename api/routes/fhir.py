@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import HubDep
+from api.security import AUTH_RESPONSES, EMR_SYSTEM, require
 from connectors.fhir_intake import EntryOutcome, EntryStatus, FhirReceipt, receive_fhir
 from mappings.fhir.inbound import INTAKE_TYPES, REMITTANCE_HINT, REMITTANCE_TYPES
 from mappings.fhir.outcome import capability_statement, error_outcome, info_outcome, response_bundle
@@ -66,7 +67,9 @@ _RESOURCE_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"description": "content type other than application/fhir+json or application/json", **_OO},
     422: {"description": "invalid or unpostable resource; OperationOutcome names the element", **_OO},
     503: {"description": "a dependency is unavailable; retry"},
+    **AUTH_RESPONSES,
 }
+EMR_ONLY = [Depends(require(EMR_SYSTEM))]  # intake is for EMR systems' tokens; /fhir/metadata stays public
 
 
 def _resource_route(resource_type: str) -> None:
@@ -81,7 +84,7 @@ def _resource_route(resource_type: str) -> None:
         return _fhir(_entry_outcome(entry), _status(entry))
 
     create.__name__ = f"create_{resource_type.lower()}"
-    router.add_api_route(f"/{resource_type}", create, methods=["POST"], status_code=201,
+    router.add_api_route(f"/{resource_type}", create, methods=["POST"], status_code=201, dependencies=EMR_ONLY,
                          responses=_RESOURCE_RESPONSES, openapi_extra=_BODY,
                          summary=f"Post a {resource_type} (FHIR R4)", response_class=JSONResponse)
 
@@ -90,7 +93,8 @@ for _type in INTAKE_TYPES:
     _resource_route(_type)
 
 
-@router.post("/Bundle", openapi_extra=_BODY, response_class=JSONResponse, responses={
+@router.post("/Bundle", openapi_extra=_BODY, response_class=JSONResponse, dependencies=EMR_ONLY, responses={
+    **AUTH_RESPONSES,
     200: {"description": "transaction-response or batch-response Bundle with per-entry status", **_OO},
     400: {"description": "not JSON (OperationOutcome)", **_OO},
     415: {"description": "content type other than application/fhir+json or application/json", **_OO},
@@ -113,7 +117,8 @@ def metadata(request: Request) -> JSONResponse:
     return _fhir(capability_statement(request.app.version, date.today().isoformat()), 200)
 
 
-@router.post("/{resource_type}", response_class=JSONResponse, include_in_schema=True, responses={
+@router.post("/{resource_type}", response_class=JSONResponse, include_in_schema=True, dependencies=EMR_ONLY,
+             responses={**AUTH_RESPONSES,
     404: {"description": "not a resource type this server takes (OperationOutcome)", **_OO},
     422: {"description": "PaymentReconciliation: post its ClaimResponses or the X12 835 (OperationOutcome)", **_OO}})
 def other_type(resource_type: str) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -44,7 +45,13 @@ def test_serve_upgrades_an_empty_database_and_answers_health_and_account_queries
             time.sleep(0.3)
         ready = httpx.get(f"{base}/readyz", timeout=5)
         assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
-        missing = httpx.get(f"{base}/api/v1/accounts/NOPE", timeout=5)
+        assert httpx.get(f"{base}/api/v1/accounts/NOPE", timeout=5).status_code == 401  # no credentials
+        # An operator makes a token with the CLI, as serve's start-up hint says, and the API takes it.
+        made = subprocess.run([RCMHUB, "tokens", "create", "serve-test", "--role", "billing", "--json"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        auth = {"Authorization": f"Bearer {json.loads(made.stdout)['token']}"}
+        missing = httpx.get(f"{base}/api/v1/accounts/NOPE", timeout=5, headers=auth)
         assert missing.status_code == 404
         assert (tmp_path / "rcmhub.db").exists()
         with MllpClient("127.0.0.1", mllp_port) as client:  # the MLLP listener runs beside the API
@@ -56,10 +63,13 @@ def test_serve_upgrades_an_empty_database_and_answers_health_and_account_queries
         while not any(p.name.endswith("remit.835.999") for p in (tmp_path / "drop" / "archive").glob("*")):
             assert time.monotonic() < deadline + 20, "the drop directory was not processed"
             time.sleep(0.3)
-        assert httpx.get(f"{base}/api/v1/remittances", timeout=5).json()[0]["payment_amount"] == "945.00"
+        assert httpx.get(f"{base}/api/v1/remittances", timeout=5,
+                         headers=auth).json()[0]["payment_amount"] == "945.00"
     finally:
         proc.terminate()
         proc.wait(20)
+    output = proc.stdout.read().decode() if proc.stdout else ""
+    assert "rcmhub users add" in output  # the first-user hint for a new operator
 
 
 def test_importing_every_module_opens_no_connection() -> None:

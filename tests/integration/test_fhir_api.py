@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from auth_support import system_client
 from conftest import SAMPLES
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
@@ -18,7 +19,6 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir_factory import ClaimBundle, Item
 from hl7_factory import Dft, Ft1
 
-from api.app import create_app
 from api.bootstrap import Hub, build
 from api.settings import Settings
 from router.adapters.repository import AccountRepository, ClaimRepository
@@ -30,7 +30,7 @@ FHIR_SAMPLES = sorted((SAMPLES / "fhir").glob("*/*.json"))
 
 @pytest.fixture
 def client(hub: Hub) -> TestClient:
-    return TestClient(create_app(hub))
+    return system_client(hub, "emr-system", "billing")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def sample_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClie
     where the HL7 sample test owns that account."""
     data = tmp_path_factory.mktemp("fhir-samples")
     hub = build(Settings(database_url=f"sqlite:///{data / 'hub.db'}", data_dir=data, amqp_url=""))
-    yield TestClient(create_app(hub))
+    yield system_client(hub, "emr-system", "billing")
     hub.close()
 
 

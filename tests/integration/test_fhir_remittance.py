@@ -8,13 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from auth_support import system_client
 from fastapi.testclient import TestClient
 from fhir_remit_factory import Eob, RemitItem, adj, numbers
 from hl7_factory import Dft, Ft1
 from sqlalchemy import text
 from x12_factory import Cas, ClaimSpec, LineSpec, RemittanceSpec, render_835
 
-from api.app import create_app
 from api.bootstrap import Hub
 from connectors.intake import Status
 from router.queries import account_view
@@ -25,7 +25,7 @@ FHIR_JSON = {"content-type": "application/fhir+json"}
 
 @pytest.fixture
 def client(hub: Hub) -> TestClient:
-    return TestClient(create_app(hub))
+    return system_client(hub, "emr-system", "billing")
 
 
 def _charges(hub: Hub, account: str, visit: str, control: str) -> None:

@@ -8,11 +8,10 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from fastapi.testclient import TestClient
+from auth_support import system_client
 from hl7_factory import Dft, Ft1
 from x12_factory import Cas, ClaimSpec, LineSpec, PlbSpec, RemittanceSpec, render_835
 
-from api.app import create_app
 from api.bootstrap import Hub
 from connectors.dropdir import DropDirectory
 from connectors.intake import Status
@@ -33,7 +32,7 @@ def _remit(uid: str, pcn: str) -> bytes:
 
 def test_post_remittances_posts_and_lists_cash_conservation(hub: Hub, uid: str) -> None:
     _charges(hub, uid)
-    client = TestClient(create_app(hub))
+    client = system_client(hub, "emr-system", "billing")
     response = client.post("/remittances", content=_remit(uid, f"V{uid}"),
                            headers={"content-type": "application/edi-x12"})
     assert response.status_code == 200, response.text
@@ -50,13 +49,13 @@ def test_post_remittances_posts_and_lists_cash_conservation(hub: Hub, uid: str) 
 
 
 def test_post_remittances_refuses_what_is_not_x12_with_a_reason(hub: Hub) -> None:
-    response = TestClient(create_app(hub)).post("/remittances", content=b"MSH|^~\\&|nope")
+    response = system_client(hub, "emr-system", "billing").post("/remittances", content=b"MSH|^~\\&|nope")
     assert response.status_code == 400
     assert "not an X12 interchange" in response.json()["detail"]
 
 
 def test_unmatched_claims_appear_in_the_exception_queue_with_the_cash_held(hub: Hub, uid: str) -> None:
-    client = TestClient(create_app(hub))
+    client = system_client(hub, "emr-system", "billing")
     assert client.post("/remittances", content=_remit(uid, f"NOSUCH{uid}")).status_code == 200
     mine = client.get("/api/v1/exceptions", params={"claim": f"NOSUCH{uid}"}).json()
     assert [(x["type"], x["amount"], x["held"]) for x in mine] == [("unmatched_claim", "70.00", True)]
