@@ -22,6 +22,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from api.bootstrap import Hub, build
+from api.deliveries import deliveries_app
 from api.dlq import dlq_app
 from api.notices import collections_app, notices_app, start_scheduler
 from api.settings import Settings
@@ -40,6 +41,7 @@ remittances_app = typer.Typer(help="Posted and quarantined remittances", no_args
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(collections_app, name="collections")
 app.add_typer(db_app, name="db")
+app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(era_app, name="era")
 app.add_typer(exceptions_app, name="exceptions")
@@ -246,6 +248,9 @@ def serve() -> None:
 
     hub = _hub()
     settings = hub.settings
+    from api.deliveries import start_outbound
+
+    outbound = start_outbound(hub)  # results back to EMRs (embedded mode); a bad destinations file stops here
     try:
         mllp = Hl7Listener(hub.intake, settings.mllp_host, settings.mllp_port).run_in_thread()
     except OSError as exc:
@@ -273,6 +278,8 @@ def serve() -> None:
         watcher.join(10)
         stop_dunning()
         mllp.stop()
+        if outbound is not None:
+            outbound.stop()
         hub.close()
 
 
@@ -333,7 +340,11 @@ def worker(role: Annotated[str, typer.Option(help="intake, router or all")] = "a
         options = {"concurrency": concurrency, "prefetch": prefetch or None}
         consumers: list[WorkConsumer] = [
             CommandConsumer(settings.amqp_url, topology, hub.local_bus, batch_size=batch, **options) if r == "router"
-            else IntakeConsumer(settings.amqp_url, topology, hub.intake, **options) for r in roles]
+            else IntakeConsumer(settings.amqp_url, topology, hub.intake, **options) for r in roles if r != "outbound"]
+        if "outbound" in roles:  # the outbox relay and one consumer per EMR destination
+            from api.deliveries import outbound_for_worker
+
+            consumers += outbound_for_worker(hub, topology, explicit=role == "outbound")
         err.print(f"rcmhub worker: {', '.join(roles)} x{concurrency} on {topology.prefix}.*")
         health = WorkerHealth(consumers, port=health_port).start() if health_port else None
         try:

@@ -26,7 +26,7 @@ from router.domain.commands import Command
 from router.domain.errors import DecodeError, MappingError, PermanentError
 
 log = logging.getLogger(__name__)
-ROLES = ("intake", "router")  # "outbound" joins when the outbox relay and delivery connectors land
+ROLES = ("intake", "router", "outbound")  # outbound: the outbox relay and EMR deliveries (api/deliveries.py)
 
 
 class CommandConsumer(WorkConsumer):
