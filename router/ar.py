@@ -1,0 +1,224 @@
+"""A/R reporting (read side): aging by payer and by patient, days in A/R, net collection rate, denial rate and
+cash collected per week, per the formulas in the domain primer §5. Sums run in SQL over the ledger.
+
+Rules, fixed so every report and test agrees:
+* Age = ``as_of`` - the claim's date of service (earliest charge line); buckets 0-30, 31-60, 61-90, 91-120,
+  120+ days (a future date of service counts as 0-30; a claim without lines as 120+).
+* Insurance A/R by payer: each claim's insurance balance, owed by the next payer in line - the coverage after
+  the highest coverage sequence that paid the claim when the account has one, else that sequence, else the
+  primary. Credit balances count with their sign.
+* Patient A/R per account: each claim's patient balance in its bucket; patient entries without a claim
+  (unapplied payments, credits) and negative claim balances are applied to the oldest buckets first (as Open
+  Dental does); what is left over is shown as ``credit``.
+* Days in A/R = total A/R (insurance + patient, net of credits) / (gross charges with a date of service in the
+  last ``days`` days / ``days``).
+* Net collection rate = (payments - refunds) / (charges - contractual adjustments) x 100, entries dated in the
+  period; reversals count as the kind they reverse.
+* Denial rate = remittance claims (CLP, reversals excluded) of the period that raised a denial / all of them,
+  by count and by billed amount (HFMA AR-5).
+* Cash collected per week = insurance + patient payments (net of their reversals) by ISO week of entry date.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy.orm import Session, aliased
+
+from router.adapters.orm import (
+    AccountRow,
+    ChargeLineRow,
+    CoverageRow,
+    ExceptionRow,
+    LedgerRow,
+    PatientRow,
+    RemitClaimRow,
+    RemittanceRow,
+)
+from router.domain.money import ZERO, from_cents
+
+BUCKETS = ("0-30", "31-60", "61-90", "91-120", "120+")
+PAYMENT_KINDS = ("insurance_payment", "patient_payment")
+
+
+@dataclass
+class AgingRow:
+    key: str  # payer name, or account number
+    label: str  # payer name, or the patient's name
+    buckets: list[Decimal] = field(default_factory=lambda: [ZERO] * len(BUCKETS))
+    credit: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return sum(self.buckets, ZERO) + self.credit
+
+    def as_json(self) -> dict[str, Any]:
+        return {"key": self.key, "label": self.label, **dict(zip(BUCKETS, self.buckets, strict=True)),
+                "credit": self.credit, "total": self.total}
+
+
+def bucket_of(service_date: date | None, as_of: date) -> int:
+    """The bucket index for a date of service (the same rule the SQL below applies)."""
+    if service_date is None:
+        return len(BUCKETS) - 1
+    age = (as_of - service_date).days
+    return 0 if age <= 30 else 1 if age <= 60 else 2 if age <= 90 else 3 if age <= 120 else 4
+
+
+def _claim_balances() -> Any:
+    effective = func.coalesce(LedgerRow.reversed_kind, LedgerRow.kind)
+    paid_seq = case((effective == "insurance_payment", LedgerRow.coverage_seq))
+    return (select(LedgerRow.claim_id.label("claim_id"), LedgerRow.account_id.label("account_id"),
+                   func.sum(case((LedgerRow.responsibility == "insurance", LedgerRow.amount_cents), else_=0))
+                   .label("ins"),
+                   func.sum(case((LedgerRow.responsibility == "patient", LedgerRow.amount_cents), else_=0))
+                   .label("pat"),
+                   func.max(paid_seq).label("paid_seq"))
+            .where(LedgerRow.claim_id.is_not(None)).group_by(LedgerRow.claim_id, LedgerRow.account_id)
+            .subquery("bal"))
+
+
+def _bucket_expr(dos: Any, as_of: date) -> Any:
+    # Date comparisons against bound limits: the same SQL on SQLite and PostgreSQL.
+    return case((dos.is_(None), 4), (dos >= as_of - timedelta(days=30), 0), (dos >= as_of - timedelta(days=60), 1),
+                (dos >= as_of - timedelta(days=90), 2), (dos >= as_of - timedelta(days=120), 3), else_=4)
+
+
+def aging(session: Session, as_of: date) -> dict[str, Any]:
+    bal = _claim_balances()
+    dos = (select(ChargeLineRow.claim_id.label("claim_id"), func.min(ChargeLineRow.service_date).label("dos"))
+           .group_by(ChargeLineRow.claim_id).subquery("dos"))
+    bucket = _bucket_expr(dos.c.dos, as_of)
+    nxt, cur = aliased(CoverageRow), aliased(CoverageRow)
+    cur_seq = func.coalesce(bal.c.paid_seq, 1)
+    payer = func.coalesce(func.nullif(nxt.payer_name, ""), nxt.payer_id, func.nullif(cur.payer_name, ""),
+                          cur.payer_id, literal("(no coverage)"))
+    insurance = session.execute(
+        select(payer, bucket, func.sum(bal.c.ins)).select_from(bal)
+        .outerjoin(dos, dos.c.claim_id == bal.c.claim_id)
+        .outerjoin(nxt, and_(nxt.account_id == bal.c.account_id, nxt.sequence == bal.c.paid_seq + 1))
+        .outerjoin(cur, and_(cur.account_id == bal.c.account_id, cur.sequence == cur_seq))
+        .where(bal.c.ins != 0).group_by(payer, bucket)).all()
+    by_payer: dict[str, AgingRow] = {}
+    for name, b, cents in insurance:
+        row = by_payer.setdefault(name, AgingRow(name, name))
+        row.buckets[int(b)] += from_cents(int(cents))
+    loose_ins = session.scalar(select(func.coalesce(func.sum(LedgerRow.amount_cents), 0)).where(
+        LedgerRow.claim_id.is_(None), LedgerRow.responsibility == "insurance"))
+    if loose_ins:
+        by_payer.setdefault("(no claim)", AgingRow("(no claim)", "(no claim)")).buckets[0] += from_cents(int(loose_ins))
+
+    per_account: dict[int, list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
+    for account_id, b, cents in session.execute(
+            select(bal.c.account_id, bucket, func.sum(bal.c.pat)).select_from(bal)
+            .outerjoin(dos, dos.c.claim_id == bal.c.claim_id).where(bal.c.pat != 0)
+            .group_by(bal.c.account_id, bucket)):
+        per_account[account_id][int(b)] += int(cents)
+    loose = dict(session.execute(select(LedgerRow.account_id, func.sum(LedgerRow.amount_cents)).where(
+        LedgerRow.claim_id.is_(None), LedgerRow.responsibility == "patient").group_by(LedgerRow.account_id)).all())
+    for account_id in loose:  # an account may hold only unapplied credit
+        per_account.setdefault(account_id, [0] * len(BUCKETS))
+    names = _account_names(session, list(per_account))
+    patients: list[AgingRow] = []
+    for account_id, cents in per_account.items():
+        buckets, credit = apply_credits(cents, int(loose.get(account_id, 0)))
+        if not any(buckets) and not credit:
+            continue
+        number, label = names.get(account_id, (str(account_id), ""))
+        patients.append(AgingRow(number, label, [from_cents(c) for c in buckets], from_cents(credit)))
+    payers = sorted(by_payer.values(), key=lambda r: (-r.total, r.key))
+    patients.sort(key=lambda r: (-r.total, r.key))
+    return {"as_of": as_of, "buckets": BUCKETS, "by_payer": payers, "by_patient": patients,
+            "insurance_total": sum((r.total for r in payers), ZERO),
+            "patient_total": sum((r.total for r in patients), ZERO)}
+
+
+def apply_credits(buckets: list[int], unapplied: int) -> tuple[list[int], int]:
+    """Negative amounts (unapplied credits and credit buckets) pay the oldest positive buckets first."""
+    out = [max(c, 0) for c in buckets]
+    credit = -unapplied + sum(-c for c in buckets if c < 0)  # positive: credit to apply
+    if credit < 0:  # an unapplied debit (e.g. a refund without a claim): owed now
+        out[0] += -credit
+        credit = 0
+    for i in reversed(range(len(out))):
+        used = min(out[i], credit)
+        out[i] -= used
+        credit -= used
+    return out, -credit
+
+
+def _account_names(session: Session, ids: list[int]) -> dict[int, tuple[str, str]]:
+    found: dict[int, tuple[str, str]] = {}
+    for start in range(0, len(ids), 900):
+        part = ids[start:start + 900]
+        for aid, number, family, given in session.execute(
+                select(AccountRow.id, AccountRow.number, func.min(PatientRow.family), func.min(PatientRow.given))
+                .outerjoin(PatientRow, PatientRow.account_id == AccountRow.id).where(AccountRow.id.in_(part))
+                .group_by(AccountRow.id, AccountRow.number)):
+            found[aid] = (number, ", ".join(p for p in (family, given) if p))
+    return found
+
+
+def kpis(session: Session, as_of: date, days: int = 90) -> dict[str, Any]:
+    start = as_of - timedelta(days=days - 1)
+    effective = func.coalesce(LedgerRow.reversed_kind, LedgerRow.kind)
+    by_kind = dict(session.execute(
+        select(effective, func.sum(LedgerRow.amount_cents))
+        .where(LedgerRow.effective_date >= start, LedgerRow.effective_date <= as_of).group_by(effective)).all())
+
+    def total(*kinds: str) -> int:
+        return sum(int(by_kind.get(k, 0) or 0) for k in kinds)
+
+    charges = total("charge", "charge_credit")
+    payments = -total(*PAYMENT_KINDS)
+    refunds = total("refund")
+    contractual = -total("contractual_adjustment")
+    ar_total = int(session.scalar(select(func.coalesce(func.sum(LedgerRow.amount_cents), 0))) or 0)
+    daily = Decimal(charges) / days if days else Decimal(0)
+    collectible = charges - contractual
+    remitted = (select(RemitClaimRow.id, RemitClaimRow.charge_cents)
+                .join(RemittanceRow, RemittanceRow.id == RemitClaimRow.remittance_id)
+                .where(RemittanceRow.payment_date >= start, RemittanceRow.payment_date <= as_of,
+                       RemitClaimRow.status != "22").subquery())
+    denied = (select(ExceptionRow.remit_claim_id).where(ExceptionRow.type == "denial").distinct().subquery())
+    claims, billed, denied_n, denied_cents = session.execute(
+        select(func.count(remitted.c.id), func.coalesce(func.sum(remitted.c.charge_cents), 0),
+               func.count(denied.c.remit_claim_id),
+               func.coalesce(func.sum(case((denied.c.remit_claim_id.is_not(None), remitted.c.charge_cents))), 0))
+        .select_from(remitted).outerjoin(denied, denied.c.remit_claim_id == remitted.c.id)).one()
+    return {
+        "as_of": as_of, "period_days": days, "period_start": start,
+        "total_ar": from_cents(ar_total), "gross_charges": from_cents(charges),
+        "average_daily_charges": (daily / 100).quantize(Decimal("0.01")),
+        "days_in_ar": (Decimal(ar_total) / daily).quantize(Decimal("0.1")) if daily else None,
+        "payments": from_cents(payments), "refunds": from_cents(refunds), "contractual": from_cents(contractual),
+        "net_collection_rate": (Decimal(100 * (payments - refunds)) / collectible).quantize(Decimal("0.01"))
+        if collectible else None,
+        "claims_remitted": int(claims), "claims_denied": int(denied_n),
+        "denial_rate": (Decimal(100 * int(denied_n)) / int(claims)).quantize(Decimal("0.01")) if claims else None,
+        "denial_rate_amount": (Decimal(100 * int(denied_cents)) / int(billed)).quantize(Decimal("0.01"))
+        if billed else None,
+    }
+
+
+def cash_per_week(session: Session, as_of: date, weeks: int = 12) -> list[dict[str, Any]]:
+    """Payments collected per ISO week (Monday start), oldest first, the last ``weeks`` weeks to ``as_of``."""
+    first = as_of - timedelta(days=as_of.weekday()) - timedelta(weeks=weeks - 1)
+    effective = func.coalesce(LedgerRow.reversed_kind, LedgerRow.kind)
+    per_day = session.execute(
+        select(LedgerRow.effective_date, LedgerRow.responsibility, func.sum(LedgerRow.amount_cents))
+        .where(effective.in_(PAYMENT_KINDS), LedgerRow.effective_date >= first, LedgerRow.effective_date <= as_of)
+        .group_by(LedgerRow.effective_date, LedgerRow.responsibility)).all()
+    out = {first + timedelta(weeks=n): {"insurance": 0, "patient": 0} for n in range(weeks)}
+    for day, responsibility, cents in per_day:
+        if day is None:
+            continue
+        monday = day - timedelta(days=day.weekday())
+        out[monday][responsibility] -= int(cents)
+    return [{"week": monday, "insurance": from_cents(v["insurance"]), "patient": from_cents(v["patient"]),
+             "total": from_cents(v["insurance"] + v["patient"])} for monday, v in sorted(out.items())]
