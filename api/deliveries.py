@@ -15,16 +15,21 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import func, select
 
 from api.bootstrap import Hub, build
 from api.settings import Settings
 from connectors.outbound.config import Destinations, load_destinations, parse_destinations
 from connectors.outbound.engine import OutboundEngine
+from connectors.outbound.plan import DELIVERABLE
 from connectors.outbound.sink import DemoSink
 from connectors.outbound.store import DeliveryStore, deliveries_list
 from connectors.rabbitmq.topology import Topology
 from router.adapters.audit import AuditLog, AuditRecord
+from router.adapters.orm import OutboxRow
+from router.adapters.orm_outbound import DeliveryRow
 from router.domain.errors import HubError
+from router.domain.results import trace_id
 
 deliveries_app = typer.Typer(help="Results delivered back to EMRs (HL7 DFT, FHIR)", no_args_is_help=True)
 out = Console()
@@ -52,6 +57,7 @@ class DemoOutbound:
     hub: Hub
     sink: DemoSink = field(init=False)
     engine: OutboundEngine = field(init=False)
+    mark: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.sink = DemoSink().start()
@@ -60,12 +66,15 @@ class DemoOutbound:
              "formats": ["hl7v2-dft"], "retry": {"attempts": 3, "initial_seconds": 0.1, "budget_seconds": 10}},
             {"name": "demo-emr-fhir", "transport": {"fhir": {"base_url": self.sink.fhir_url}}, "formats": ["fhir"],
              "retry": {"attempts": 3, "initial_seconds": 0.1, "budget_seconds": 10}}]}, "demo")
+        with self.hub.sessions() as session:  # this run's events are the ones after this mark
+            self.mark = session.scalar(select(func.max(OutboxRow.id))) or 0
         self.engine = OutboundEngine(self.hub.sessions, destinations, idle_seconds=0.05).start()
 
-    def finish(self, traces: set[str], timeout: float = 20.0) -> tuple[list[str], list[dict[str, object]]]:
+    def finish(self, timeout: float = 20.0) -> tuple[list[str], list[dict[str, object]]]:
         """Wait for this run's deliveries to settle; (report lines, ``deliveries list`` rows of this run)."""
-        from router.adapters.orm_outbound import DeliveryRow
-
+        with self.hub.sessions() as session:
+            traces = {trace_id(source) for source in session.scalars(
+                select(OutboxRow.source_id).where(OutboxRow.id > self.mark, OutboxRow.event_type.in_(DELIVERABLE)))}
         try:
             self.engine.wait_idle(timeout, where=lambda q: q.where(DeliveryRow.trace_id.in_(traces)))
         finally:

@@ -89,6 +89,9 @@ def run_demo(hub: Hub) -> dict[str, object]:
     tag = secrets.token_hex(2).upper()
     charges, payments = practice_messages(tag)
     steps: list[str] = []
+    from api.deliveries import DemoOutbound
+
+    outbound = DemoOutbound(hub)  # a local demo EMR (MLLP + FHIR) the results flow back to
 
     def feed(label: str, messages: list[tuple[str, str]]) -> FileReport:
         report = hub.intake.ingest("".join(m for _, m in messages).encode(), label)
@@ -108,6 +111,8 @@ def run_demo(hub: Hub) -> dict[str, object]:
     steps.append(f"clearinghouse remittance (X12 835, 2 payers): {remit.count(Status.ACCEPTED)} transactions "
                  f"accepted, 999 acknowledgement built ({len(remit.ack or '')} bytes)")
 
+    delivered, deliveries = outbound.finish()
+    steps += delivered
     accounts = []
     with hub.sessions() as session:
         for account, _ in charges:
@@ -127,4 +132,4 @@ def run_demo(hub: Hub) -> dict[str, object]:
     return {"run": tag, "steps": steps, "accounts": accounts, "remittances": remits,
             "exceptions": [{k: x[k] for k in ("id", "type", "claim", "account", "amount", "reason", "status")}
                            for x in queue],
-            "total_ar": f"{total:.2f}"}
+            "total_ar": f"{total:.2f}", "deliveries": deliveries}
