@@ -33,7 +33,7 @@ from router.domain.money import fmt, from_cents, to_cents
 
 log = logging.getLogger(__name__)
 
-PlanCheck = Callable[[str], bool]  # account number -> a payment plan is current (part A's ``plan_is_current``)
+PlanCheck = Callable[[str, date], bool]  # (account number, today) -> a payment plan is current
 Progress = Callable[[int, int], None]
 
 
@@ -45,7 +45,7 @@ class SmsSender(Protocol):
     def send(self, to: str, body: str) -> str: ...
 
 
-def no_plans(_account: str) -> bool:
+def no_plans(_account: str, _today: date) -> bool:
     return False
 
 
@@ -113,7 +113,8 @@ class DunningRunner:
         with self.sessions.begin() as session:
             balance = store.patient_balance(session, account_id)  # re-read inside the transaction
             state = store.load_state(session, account_id)
-            decision = advance(self.policy, state, balance, plan_current=self.plan_is_current(number), today=today)
+            decision = advance(self.policy, state, balance, plan_current=self.plan_is_current(number, today),
+                               today=today)
             if decision.state is None or decision.state == state:
                 return
             store.save_state(session, account_id, decision.state, today)

@@ -186,6 +186,10 @@ def finish_notice(session: Session, notice_id: int, *, status: str, reason: str 
     session.execute(update(NoticeRow).where(NoticeRow.id == notice_id).values(values))
 
 
+def account_id(session: Session, account: str) -> int | None:
+    return session.scalar(select(AccountRow.id).where(AccountRow.number == account))
+
+
 def account_number(session: Session, account_id: int) -> str:
     return session.execute(select(AccountRow.number).where(AccountRow.id == account_id)).scalar_one()
 
@@ -236,10 +240,13 @@ def mark_exported(session: Session, placement_ids: Iterable[int], batch: str) ->
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def notices_for(session: Session, accounts_like: str | None = None, limit: int = 1000) -> list[dict[str, object]]:
+def notices_for(session: Session, *, account: str | None = None, accounts_like: str | None = None,
+                limit: int = 1000) -> list[dict[str, object]]:
     """Notices as ``rcmhub notices list --json`` prints them: ids, kinds, channels and outcomes (no PHI)."""
     query = (select(NoticeRow, AccountRow.number).join(AccountRow, AccountRow.id == NoticeRow.account_id)
              .order_by(NoticeRow.id).limit(limit))
+    if account is not None:
+        query = query.where(AccountRow.number == account)
     if accounts_like is not None:
         query = query.where(AccountRow.number.like(accounts_like))
     return [{"id": r.id, "account": number, "cycle": r.cycle, "step": r.step_no, "kind": r.kind,

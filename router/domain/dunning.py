@@ -71,13 +71,13 @@ class DunningPolicy:
         steps = []
         for n, part in enumerate(p.strip() for p in schedule.split(",") if p.strip()):
             day, sep, action = part.partition(":")
+            if not sep:
+                raise MappingError(f"step {n + 1} {part!r} has no ':'", location="dunning_schedule")
             try:
                 steps.append(Step(int(day), StepAction(action.strip())))
             except ValueError as exc:
                 raise MappingError(f"step {n + 1} {part!r} is not DAY:ACTION with ACTION one of "
                                    f"{', '.join(a.value for a in StepAction)}", location="dunning_schedule") from exc
-            if not sep:
-                raise MappingError(f"step {n + 1} {part!r} has no ':'", location="dunning_schedule")
         return cls(tuple(steps), money(min_balance))
 
 
