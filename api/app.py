@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.bootstrap import Hub
-from api.routes import accounts, fhir, health, remittances
+from api.routes import accounts, fhir, health, pay, remittances
 from api.routes import auth as auth_routes
 from router.domain.errors import HubError, PermanentError
 
@@ -19,6 +19,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(fhir.router)
     app.include_router(remittances.router)
     app.include_router(auth_routes.router)
+    app.include_router(pay.router)
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
