@@ -25,6 +25,7 @@ from api.bootstrap import Hub, build
 from api.deliveries import deliveries_app
 from api.dlq import dlq_app
 from api.notices import collections_app, notices_app, start_scheduler
+from api.payments import payments_app, start_autopay
 from api.settings import Settings
 from api.users import tokens_app, users_app
 from connectors.intake import FileReport
@@ -46,6 +47,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(era_app, name="era")
 app.add_typer(exceptions_app, name="exceptions")
 app.add_typer(notices_app, name="notices")
+app.add_typer(payments_app, name="payments")
 app.add_typer(remittances_app, name="remittances")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(users_app, name="users")
@@ -263,6 +265,7 @@ def serve() -> None:
     watcher = threading.Thread(target=drop.run, args=(stop_watching,), name="drop-directory", daemon=True)
     watcher.start()
     stop_dunning = start_scheduler(hub)  # statements, reminders, collections hand-offs (api/notices.py)
+    stop_autopay = start_autopay(hub)  # plan installments due (api/payments.py)
     err.print(f"rcmhub serving on http://{settings.api_host}:{settings.api_port} and MLLP "
               f"{settings.mllp_host}:{mllp.port} ({'embedded' if settings.embedded else 'RabbitMQ'} bus); "
               f"watching {drop.inbox}")
@@ -277,6 +280,7 @@ def serve() -> None:
         stop_watching.set()
         watcher.join(10)
         stop_dunning()
+        stop_autopay()
         mllp.stop()
         if outbound is not None:
             outbound.stop()

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     dunning_schedule: str = "0:statement,30:reminder,60:reminder,90:final_notice,120:collections"
     dunning_min_balance: Decimal = Field(default=Decimal("0.01"), gt=0)
     dunning_interval_seconds: int = Field(default=3600, ge=0)  # serve's scheduler; 0 turns it off
+    # Patient payments through the gateway (issue 7; connectors/payments). Empty API key: online payments off.
+    stripe_api_key: SecretStr = SecretStr("")
+    stripe_api_base: str = ""  # empty: Stripe's own API; tests point it at a local fake
+    stripe_webhook_secret: SecretStr = SecretStr("")
+    stripe_webhook_tolerance: int = Field(default=300, ge=1)  # seconds a signed webhook stays acceptable
+    payments_retry_days: tuple[int, ...] = (3, 7)  # declined installment: retry after these days, then default
+    payments_interval_seconds: int = Field(default=3600, ge=0)  # autopay inside serve; 0 turns it off
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
