@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from api.bootstrap import Hub
 from api.routes import accounts, fhir, health, pay, remittances
 from api.routes import auth as auth_routes
+from api.routes import ops as ops_routes
 from api.routes import payments as payment_routes
 from router.domain.errors import HubError, PermanentError
 
@@ -20,6 +21,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(fhir.router)
     app.include_router(remittances.router)
     app.include_router(auth_routes.router)
+    app.include_router(ops_routes.router)
     app.include_router(payment_routes.router)
     app.include_router(payment_routes.webhooks)
     app.include_router(pay.router)

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from connectors.fhir_intake import EntryStatus, receive_fhir
 from connectors.hl7_intake import Hl7Intake
+from connectors.metrics import ACK_LATENCY
 from connectors.remittance_intake import receive_x12
 from mappings.detect import Format, detect_format
 from mappings.hl7v2 import er7
@@ -72,7 +73,8 @@ class Intake:
 
     def receive_mllp(self, payload: bytes, peer: str) -> bytes | None:
         """The ACK (unframed) for one MLLP payload, sent only once the payload is stored; None: no ACK (NE)."""
-        return self.hl7.receive_mllp(payload, peer)
+        with ACK_LATENCY.labels("mllp").time():
+            return self.hl7.receive_mllp(payload, peer)
 
     def receive_fhir(self, raw: bytes) -> list[MessageResult]:
         """Decode one FHIR resource or Bundle, dispatch it, and report one result per Bundle entry."""

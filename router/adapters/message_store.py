@@ -29,6 +29,8 @@ class MessageStatus(StrEnum):
     DUPLICATE = "duplicate"  # a resend of a processed message; nothing done
     CONFLICT = "conflict"  # control id reused with different content; nothing done
     DEAD_LETTERED = "dead-lettered"
+    REPLAYED = "replayed"  # an operator sent the kept bytes through intake again (a new row records that run)
+    DISCARDED = "discarded"  # an operator gave up on it; the raw bytes stay as the record of what arrived
 
 
 @dataclass(frozen=True)
