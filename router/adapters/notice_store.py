@@ -70,8 +70,10 @@ def patient_balances(session: Session, accounts_like: str | None = None) -> dict
                .join(DunningStateRow, DunningStateRow.account_id == AccountRow.id)
                .where(DunningStateRow.status.in_([*(s.value for s in OPEN), CycleStatus.COLLECTIONS.value])))
     if accounts_like is not None:
-        query = query.where(AccountRow.number.like(accounts_like))
-        tracked = tracked.where(AccountRow.number.like(accounts_like))
+        # Accounts first, then their entries by the account_id index: a join lets the planner scan the ledger.
+        ids = list(session.scalars(select(AccountRow.id).where(AccountRow.number.like(accounts_like))))
+        query = query.where(LedgerRow.account_id.in_(ids))
+        tracked = tracked.where(AccountRow.id.in_(ids))
     found = {row[0]: (row[1], from_cents(int(row[2]))) for row in session.execute(query)}
     for account_id, number in session.execute(tracked):
         found.setdefault(account_id, (number, from_cents(0)))

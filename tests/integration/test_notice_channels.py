@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from notify_support import FakeTwilio, free_port, smtp_server, sms_provider
+from notify_support import FakeTwilio, free_port, sms_provider, smtp_server
 
 from connectors.notify import NotifyRejected, RecipientOptedOut
 from connectors.notify.sms import TwilioSms
