@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from router.domain.commands import Command
 from router.domain.errors import ConcurrencyConflict, DomainViolation, PermanentError
 from router.domain.events import Event
+from router.domain.results import trace_id
 from router.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -172,4 +173,5 @@ def _log_handled(command: Command, fingerprint: str, outcome: Outcome) -> None:
     if outcome.duplicate:
         return
     # Source ids may embed account or claim numbers (PHI): log the digest, never the id.
-    log.info("handled %s digest=%s events=%d", type(command).__name__, fingerprint[:12], len(outcome.events))
+    log.info("handled %s digest=%s trace=%s events=%d", type(command).__name__, fingerprint[:12],
+             trace_id(command.source_id), len(outcome.events))

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from connectors.outbound.config import FHIR, HL7_DFT, Destination, Destinations
 from mappings.fhir.outbound import FhirOptions, fhir_requests
 from mappings.hl7v2.dft_out import DEFAULT_TYPES, DftOptions, dft_messages
-from router.adapters.results import event_result
+from router.adapters.results import event_result, event_scope
 from router.domain.ledger import EntryKind
 from router.domain.results import Result
 
@@ -54,6 +54,10 @@ def plan(session: Session, event_type: str, source_id: str, destinations: Destin
          now: datetime) -> list[Planned]:
     """Every message ``destinations`` should receive for one outbox event (empty when none applies)."""
     targets = wanted(destinations, event_type)
+    if targets and any(d.filter.facilities or d.filter.accounts for d in targets):
+        facility, accounts = event_scope(session, source_id)
+        targets = [d for d in targets if d.filter.wants_facility(facility)
+                   and (not d.filter.accounts or any(d.filter.wants_account(a) for a in accounts))]
     if not targets:
         return []
     result = event_result(session, event_type, source_id)

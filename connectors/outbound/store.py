@@ -42,8 +42,8 @@ def add_planned(session: Session, outbox_id: int, trace_id: str, event_type: str
     """Insert the planned rows not there yet (a re-relay after a crash finds them); every (id, destination)."""
     if not planned:
         return []
-    existing = dict(session.execute(select(DeliveryRow.dedupe, DeliveryRow.id)
-                                    .where(DeliveryRow.outbox_id == outbox_id)).tuples().all())
+    existing: dict[str, int] = {dedupe: row_id for dedupe, row_id in session.execute(
+        select(DeliveryRow.dedupe, DeliveryRow.id).where(DeliveryRow.outbox_id == outbox_id))}
     rows = [DeliveryRow(dedupe=p.dedupe, outbox_id=outbox_id, trace_id=trace_id, event_type=event_type,
                         destination=p.destination, format=p.format, summary=p.summary[:200], method=p.method,
                         path=p.path, condition=p.condition, payload=p.payload, status=PENDING, attempts=0)
