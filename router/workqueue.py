@@ -268,3 +268,21 @@ def _claims(session: Session, account_id: int) -> list[dict[str, Any]]:
 def status_counts(session: Session) -> dict[str, int]:
     rows = session.execute(select(ExceptionRow.status, func.count()).group_by(ExceptionRow.status)).all()
     return {s: int(n) for s, n in rows}
+
+
+def held_claim_raw(session: Session, exception_id: int) -> str | None:
+    """The raw 835 segments of the remittance claim an exception holds (for matching it by hand)."""
+    return session.scalar(select(RemitClaimRow.raw).join(ExceptionRow, ExceptionRow.remit_claim_id == RemitClaimRow.id)
+                          .where(ExceptionRow.id == exception_id))
+
+
+def pending_approvals(session: Session, limit: int = 200) -> list[dict[str, Any]]:
+    """Write-offs waiting for a supervisor, oldest first."""
+    w = WriteOffApprovalRow
+    rows = session.execute(select(w.id, w.exception_id, w.amount_cents, w.reason, w.requested_by, w.requested_at,
+                                  ExceptionRow.claim_key, ExceptionRow.account, ExceptionRow.version)
+                           .join(ExceptionRow, ExceptionRow.id == w.exception_id)
+                           .where(w.status == "pending").order_by(w.id).limit(limit)).all()
+    return [{"id": r.id, "exception_id": r.exception_id, "amount": from_cents(r.amount_cents), "reason": r.reason,
+             "requested_by": r.requested_by, "requested_at": r.requested_at, "claim": r.claim_key,
+             "account": r.account, "version": r.version} for r in rows]
