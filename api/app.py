@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.bootstrap import Hub
-from api.routes import accounts, fhir, health, pay, remittances
+from api.routes import accounts, fhir, health, pay, remittances, ui
 from api.routes import auth as auth_routes
 from api.routes import ops as ops_routes
 from api.routes import payments as payment_routes
@@ -21,6 +21,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(fhir.router)
     app.include_router(remittances.router)
     app.include_router(auth_routes.router)
+    ui.install(app)  # billing workbench: pages, /api/v1/workqueue|ar, static files
     app.include_router(ops_routes.router)
     app.include_router(payment_routes.router)
     app.include_router(payment_routes.webhooks)
