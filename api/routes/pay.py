@@ -67,7 +67,9 @@ def customer_ref_for(hub: Hub, gateway: PaymentGateway, account: str) -> str:
         return str(found)
     hub_ref = uuid.uuid4().hex
     customer_ref = gateway.ensure_customer(guarantor_ref=hub_ref, idempotency_key=f"customer:{hub_ref}")
-    hub.bus.handle(LinkGatewayCustomer(f"paylink:customer:{hub_ref}", account, customer_ref, hub_ref))
+    # Handled here, not queued: the next visit must find the link (the API process has the database anyway).
+    (hub.local_bus or hub.bus).handle(LinkGatewayCustomer(f"paylink:customer:{hub_ref}", account, customer_ref,
+                                                          hub_ref))
     with hub.uow_factory() as uow:  # a concurrent first visit may have linked another customer first
         return str(uow.payments.customer_of(account) or customer_ref)
 

@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError
@@ -27,8 +27,8 @@ from connectors.notify import NotifyRejected, RecipientOptedOut
 from connectors.notify.links import LinkSigner, new_link_id
 from connectors.notify.templates import Templates
 from router.adapters import notice_store as store
+from router.adapters.orm import utcnow
 from router.domain.dunning import Change, DunningPolicy, StepAction, advance
-from router.domain.errors import HubError, TransientError
 from router.domain.money import fmt, from_cents, to_cents
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ class DunningRunner:
     def __init__(self, sessions: sessionmaker[Session], policy: DunningPolicy, links: LinkSigner, *,
                  email: EmailSender | None = None, sms: SmsSender | None = None,
                  plan_is_current: PlanCheck = no_plans, branding: NoticeBranding | None = None,
-                 templates: Templates | None = None, max_attempts: int = 3) -> None:
+                 templates: Templates | None = None, max_attempts: int = 3,
+                 stale_after: timedelta = timedelta(minutes=15)) -> None:
         self.sessions = sessions
         self.policy = policy
         self.links = links
@@ -88,6 +89,8 @@ class DunningRunner:
         self.branding = branding or NoticeBranding()
         self.templates = templates or Templates()
         self.max_attempts = max_attempts
+        self.stale_after = stale_after
+        self.enabled = tuple(c for c, sender in (("email", email), ("sms", sms)) if sender is not None)
 
     def run_due(self, today: date, *, accounts_like: str | None = None, progress: Progress | None = None) -> RunReport:
         """Decide and deliver everything due on ``today`` (``accounts_like``: an SQL LIKE pattern, for scoping)."""
@@ -110,6 +113,8 @@ class DunningRunner:
         return report
 
     def _decide(self, account_id: int, number: str, today: date, report: RunReport) -> None:
+        """One account's decision in one transaction; counted and logged only once it is committed."""
+        suppressed = ""
         with self.sessions.begin() as session:
             balance = store.patient_balance(session, account_id)  # re-read inside the transaction
             state = store.load_state(session, account_id)
@@ -118,82 +123,81 @@ class DunningRunner:
             if decision.state is None or decision.state == state:
                 return
             store.save_state(session, account_id, decision.state, today)
-            report.changes.update(c.value for c in decision.changes if c is not Change.STEP)
-            if decision.step is None or decision.step_no is None:
-                return
-            step, cycle = decision.step, decision.state.cycle
-            report.steps[step.action.value] += 1
-            if step.action is StepAction.COLLECTIONS:
+            step, step_no, cycle = decision.step, decision.step_no, decision.state.cycle
+            if step is not None and step_no is not None and step.action is StepAction.COLLECTIONS:
                 session.flush()
                 store.add_placement(session, account_id=account_id, cycle=cycle, placed_on=today,
                                     cycle_start=decision.state.cycle_start, balance_cents=to_cents(balance),
                                     notices_sent=store.sent_count(session, account_id, cycle))
-                report.placements += 1
-                log.info("collections placement account_id=%s cycle=%s", account_id, cycle)
-                return
-            contact = store.contact(session, account_id) or store.Contact()
-            channels, reason = contact.channels()
-            link_id = new_link_id()
-            store.add_link(session, link_id, account_id, cycle, decision.step_no, to_cents(balance), today)
-            session.flush()  # the link row before the notices that name it
-            for channel in channels or ["none"]:
-                store.add_notice(session, key=f"{account_id}:{cycle}:{decision.step_no}:{channel}",
-                                 account_id=account_id, cycle=cycle, step_no=decision.step_no,
-                                 kind=step.action.value, channel=channel,
-                                 status="pending" if channels else "suppressed", reason=reason,
-                                 amount_cents=to_cents(balance), due_on=today, link_id=link_id)
-            if not channels:
-                report.notices["suppressed"] += 1
-                log.info("notice suppressed account_id=%s cycle=%s step=%s kind=%s reason=%s", account_id, cycle,
-                         decision.step_no, step.action.value, reason)
+            elif step is not None and step_no is not None:
+                contact = store.contact(session, account_id) or store.Contact()
+                channels, suppressed = contact.channels(self.enabled)
+                link_id = new_link_id()
+                store.add_link(session, link_id, account_id, cycle, step_no, to_cents(balance), today)
+                session.flush()  # the link row before the notices that name it
+                for channel in channels or ["none"]:
+                    store.add_notice(session, key=f"{account_id}:{cycle}:{step_no}:{channel}",
+                                     account_id=account_id, cycle=cycle, step_no=step_no, kind=step.action.value,
+                                     channel=channel, status="pending" if channels else "suppressed",
+                                     reason=suppressed, amount_cents=to_cents(balance), due_on=today,
+                                     link_id=link_id)
+        report.changes.update(c.value for c in decision.changes if c is not Change.STEP)
+        if step is None:
+            return
+        report.steps[step.action.value] += 1
+        if step.action is StepAction.COLLECTIONS:
+            report.placements += 1
+            log.info("collections placement account_id=%s cycle=%s", account_id, cycle)
+        elif suppressed:
+            report.notices["suppressed"] += 1
+            log.info("notice suppressed account_id=%s cycle=%s step=%s kind=%s reason=%s", account_id, cycle,
+                     step_no, step.action.value, suppressed)
 
     def deliver(self, today: date, report: RunReport | None = None, *, accounts_like: str | None = None) -> RunReport:
         """Send every pending (or retryable failed) notice."""
         report = report or RunReport(today)
         with self.sessions() as session:
-            ids = store.sendable(session, self.max_attempts, accounts_like)
+            ids = store.sendable(session, self.max_attempts, self._stale_before(), accounts_like)
         for notice_id in ids:
             report.notices[self._send_one(notice_id, today)] += 1
         return report
 
+    def _stale_before(self) -> datetime:
+        """A notice still ``sending`` after this long was taken by a runner that died: send it again."""
+        return utcnow() - self.stale_after
+
     def _send_one(self, notice_id: int, today: date) -> str:
         with self.sessions.begin() as session:
-            row = store.claim_notice(session, notice_id, self.max_attempts)
+            row = store.claim_notice(session, notice_id, self.max_attempts, self._stale_before())
             if row is None:
                 return "skipped"
             account_id, channel, kind, attempts = row.account_id, row.channel, row.kind, row.attempts
             contact = store.contact(session, account_id) or store.Contact()
             context = self._context(session, account_id, row.amount_cents, row.link_id or "", today)
-        status, reason, ref = "sent", "", ""
+        status, reason, ref, attempts_left = "sent", "", "", True
         try:
-            if not contact.reachable(channel):  # opted out (or address removed) since the notice was decided
-                status, reason = "suppressed", "opted_out"
-            elif channel == "email":
-                if self.email is None:
-                    raise NotifyRejected("no SMTP server configured")
+            if not contact.reachable(channel) or channel not in self.enabled:  # changed since it was decided
+                status, reason = "suppressed", "opted_out" if channel in self.enabled else "channel_off"
+            elif channel == "email" and self.email is not None:
                 rendered = self.templates.email(kind, context)
                 ref = self.email.send(contact.email, rendered.subject, rendered.text, rendered.html)
-            elif channel == "sms":
-                if self.sms is None:
-                    raise NotifyRejected("no SMS provider configured")
+            elif channel == "sms" and self.sms is not None:
                 ref = self.sms.send(contact.phone, self.templates.sms(kind, context))
         except RecipientOptedOut:
             status, reason = "suppressed", "opted_out"
             with self.sessions.begin() as session:
                 store.opt_out(session, account_id, channel)
-        except NotifyRejected as exc:
-            status, reason = "failed", type(exc).__name__
-            with self.sessions.begin() as session:  # permanent: no further attempts
-                store.finish_notice(session, notice_id, status=status, reason=reason, attempts=self.max_attempts)
+        except NotifyRejected as exc:  # permanent: no further attempts
+            status, reason, attempts_left = "failed", type(exc).__name__, False
             log.warning("notice %s account_id=%s channel=%s kind=%s rejected: %s", notice_id, account_id, channel,
                         kind, exc.reason)
-            return "failed"
-        except (TransientError, HubError) as exc:
+        except Exception as exc:  # transient, or a bug: retried by the next run; the type only, text may quote data
             status, reason = "failed", type(exc).__name__
             log.warning("notice %s account_id=%s channel=%s kind=%s attempt %s failed: %s", notice_id, account_id,
                         channel, kind, attempts, type(exc).__name__)
         with self.sessions.begin() as session:
-            store.finish_notice(session, notice_id, status=status, reason=reason, provider_ref=ref)
+            store.finish_notice(session, notice_id, status=status, reason=reason, provider_ref=ref,
+                                attempts=None if attempts_left else self.max_attempts)
         log.info("notice %s account_id=%s channel=%s kind=%s %s%s", notice_id, account_id, channel, kind, status,
                  f" ({reason})" if reason else "")
         return status

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from router.adapters.orm import AccountRow, LedgerRow, utcnow
@@ -27,6 +27,7 @@ from router.domain.ledger import Responsibility
 from router.domain.money import from_cents
 
 SENDABLE = ("pending", "failed")
+CHANNELS: tuple[str, ...] = ("email", "sms")
 
 
 @dataclass(frozen=True)
@@ -44,19 +45,24 @@ class Contact:
         opted_out = self.email_opt_out if channel == "email" else self.sms_opt_out
         return bool(address) and not opted_out
 
-    def channels(self) -> tuple[list[str], str]:
+    def channels(self, enabled: tuple[str, ...] = CHANNELS) -> tuple[list[str], str]:
         """The channels a notice goes out on, and why there is none when the list is empty.
 
         The preferred channels first; when none of them can be used, any other channel the patient has an
-        address for and has not opted out of (a statement the patient can receive beats none).
+        address for and has not opted out of (a statement the patient can receive beats none). ``enabled``:
+        the channels the hub has a server or provider for.
         """
-        wanted = ["email", "sms"] if self.preferred == "both" else [self.preferred]
-        allowed = [c for c in wanted if self.reachable(c)]
+        wanted = list(CHANNELS) if self.preferred == "both" else [self.preferred]
+        allowed: list[str] = [c for c in wanted if c in enabled and self.reachable(c)]
         if not allowed:
-            allowed = [c for c in ("email", "sms") if self.reachable(c)][:1]
+            allowed = [c for c in CHANNELS if c in enabled and self.reachable(c)][:1]
         if allowed:
             return allowed, ""
-        return [], "opted_out" if (self.email or self.phone) else "no_contact"
+        if not (self.email or self.phone):
+            return [], "no_contact"
+        if any(self.reachable(c) for c in CHANNELS):
+            return [], "channel_off"
+        return [], "opted_out"
 
 
 def patient_balances(session: Session, accounts_like: str | None = None) -> dict[int, tuple[str, Decimal]]:
@@ -159,20 +165,27 @@ def add_notice(session: Session, *, key: str, account_id: int, cycle: int, step_
                           link_id=link_id, provider_ref="", attempts=0))
 
 
-def sendable(session: Session, max_attempts: int, accounts_like: str | None = None) -> list[int]:
-    """Ids of notices waiting to go out (new, or failed with attempts left), oldest first."""
-    query = select(NoticeRow.id).where(NoticeRow.status.in_(SENDABLE), NoticeRow.attempts < max_attempts)
+def _sendable(max_attempts: int, stale_before: datetime) -> ColumnElement[bool]:
+    """New, failed with attempts left, or taken by a runner that never finished (it crashed mid-send)."""
+    return or_(and_(NoticeRow.status.in_(SENDABLE), NoticeRow.attempts < max_attempts),
+               and_(NoticeRow.status == "sending", NoticeRow.claimed_at < stale_before,
+                    NoticeRow.attempts < max_attempts))
+
+
+def sendable(session: Session, max_attempts: int, stale_before: datetime,
+             accounts_like: str | None = None) -> list[int]:
+    """Ids of notices waiting to go out, oldest first."""
+    query = select(NoticeRow.id).where(_sendable(max_attempts, stale_before))
     if accounts_like is not None:
         query = query.join(AccountRow, AccountRow.id == NoticeRow.account_id).where(
             AccountRow.number.like(accounts_like))
     return list(session.scalars(query.order_by(NoticeRow.id)))
 
 
-def claim_notice(session: Session, notice_id: int, max_attempts: int) -> NoticeRow | None:
+def claim_notice(session: Session, notice_id: int, max_attempts: int, stale_before: datetime) -> NoticeRow | None:
     """Take a notice for sending; None when another runner took it first (conditional UPDATE, no lock held)."""
-    taken = session.execute(update(NoticeRow).where(NoticeRow.id == notice_id, NoticeRow.status.in_(SENDABLE),
-                                                    NoticeRow.attempts < max_attempts)
-                            .values(status="sending", attempts=NoticeRow.attempts + 1))
+    taken = session.execute(update(NoticeRow).where(NoticeRow.id == notice_id, _sendable(max_attempts, stale_before))
+                            .values(status="sending", attempts=NoticeRow.attempts + 1, claimed_at=utcnow()))
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         return None
     return session.get(NoticeRow, notice_id)

@@ -73,6 +73,7 @@ class NoticeRow(Base):
     link_id: Mapped[str | None] = mapped_column(ForeignKey("pay_links.id"))
     provider_ref: Mapped[str] = mapped_column(String(120), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # when a runner took it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
