@@ -52,8 +52,9 @@ def local_bus(hub: Hub) -> MessageBus:
     return hub.local_bus or hub.bus
 
 
-def autopay_scheduler(hub: Hub, gateway: StripeGateway) -> AutopayScheduler:
-    return AutopayScheduler(hub.sessions, local_bus(hub), gateway, retry_days=hub.settings.payments_retry_days)
+def autopay_scheduler(hub: Hub, gateway: StripeGateway, accounts: list[str] | None = None) -> AutopayScheduler:
+    return AutopayScheduler(hub.sessions, local_bus(hub), gateway, retry_days=hub.settings.payments_retry_days,
+                            accounts=accounts or None)
 
 
 def start_autopay(hub: Hub) -> Callable[[], None]:
@@ -83,7 +84,8 @@ def _hub() -> Hub:
 
 
 @payments_app.command("run-due")
-def run_due(as_json: JsonFlag = False) -> None:
+def run_due(as_json: JsonFlag = False, account: Annotated[list[str] | None, typer.Option(
+        "--account", help="Only these accounts (repeatable)")] = None) -> None:
     """Charge every plan installment that is due (each exactly once, even beside another runner)."""
     hub = _hub()
     try:
@@ -91,7 +93,7 @@ def run_due(as_json: JsonFlag = False) -> None:
         if gateway is None:
             err.print("[red]error:[/] no payment gateway configured (RCMHUB_STRIPE_API_KEY)")
             raise typer.Exit(1)
-        report = autopay_scheduler(hub, gateway).run_due()
+        report = autopay_scheduler(hub, gateway, account).run_due()
     finally:
         hub.close()
     if as_json:

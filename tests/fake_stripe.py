@@ -21,6 +21,7 @@ import itertools
 import json
 import threading
 import time
+import uuid
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,10 +29,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 WEBHOOK_SECRET = "whsec_test_fake"
 _ids = itertools.count(1)
+_RUN = uuid.uuid4().hex[:8]  # ids stay unique across runs: the PostgreSQL test database persists
 
 
 def _id(prefix: str) -> str:
-    return f"{prefix}_fake{next(_ids):06d}"
+    return f"{prefix}_fake{_RUN}{next(_ids):06d}"
 
 
 def _nest(pairs: list[tuple[str, str]]) -> dict[str, Any]:

@@ -131,7 +131,9 @@ def get_receipt(number: int, request: Request, session: SessionDep, principal: R
 def refund(number: int, body: RefundIn, hub: HubDep, session: SessionDep, request: Request, principal: Supervisor,
            key: IdempotencyKey) -> dict[str, object]:
     """Give money back: through the gateway for a gateway payment, else in cash/check; the ledger reverses it."""
-    paid = receipt(session, number)
+    audit(request, principal, "payment.refund", "payment", str(number))  # before any read: see ``audit``
+    with hub.sessions() as reading:  # closed before the bus writes (SQLite: one writer at a time)
+        paid = receipt(reading, number)
     if paid is None:
         raise HTTPException(404, f"no receipt {number}")
     refund_ref = ""
@@ -142,7 +144,6 @@ def refund(number: int, body: RefundIn, hub: HubDep, session: SessionDep, reques
         done = gateway.refund(payment_ref=str(paid["gateway_payment_ref"]), amount=amount or left,
                               idempotency_key=f"rcmhub:refund:{key}")
         refund_ref, amount = done.refund_ref, done.amount
-    audit(request, principal, "payment.refund", "payment", str(number))
     local_bus(hub).handle(RefundPatientPayment(f"refund:{key}", str(paid["account"]), str(paid["source_id"]), amount,
                                                datetime.now(UTC).date(), body.reason, refund_ref=refund_ref))
     session.expire_all()

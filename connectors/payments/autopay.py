@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -44,7 +44,7 @@ class RunReport:
 class AutopayScheduler:
     def __init__(self, sessions: sessionmaker[Session], bus: MessageBus, gateway: PaymentGateway, *,
                  retry_days: tuple[int, ...] = (3, 7), stale_after: timedelta = timedelta(minutes=15),
-                 gateway_attempts: int = 3, batch: int = 100,
+                 gateway_attempts: int = 3, batch: int = 100, accounts: Collection[str] | None = None,
                  today: Callable[[], date] = lambda: datetime.now(UTC).date()) -> None:
         self.sessions = sessions
         self.bus = bus
@@ -53,6 +53,7 @@ class AutopayScheduler:
         self.stale_after = stale_after
         self.batch = batch
         self.today = today
+        self.accounts = accounts
         self._charge = retry(retry=retry_if_exception_type(GatewayUnavailable),
                              stop=stop_after_attempt(gateway_attempts), wait=wait_exponential(multiplier=0.2, max=5),
                              reraise=True)(self._charge_once)
@@ -61,7 +62,7 @@ class AutopayScheduler:
         report = RunReport()
         while True:
             claimed = claim_due(self.sessions, today=self.today(), now=datetime.now(UTC),
-                                stale_after=self.stale_after, limit=self.batch)
+                                stale_after=self.stale_after, limit=self.batch, accounts=self.accounts)
             if not claimed:
                 return report
             for due in claimed:

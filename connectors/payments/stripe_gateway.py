@@ -81,10 +81,10 @@ class StripeGateway:
         return CheckoutSession(id=str(session.id), url=str(session.url))
 
     def card_details(self, payment_method_ref: str) -> CardDetails:
-        pm = self._call(self.client.v1.payment_methods.retrieve, None, None, payment_method_ref)
+        pm = self._call(self.client.v1.payment_methods.retrieve, None, None, payment_method_ref).to_dict()
         card = pm.get("card") or {}
         wallet = (card.get("wallet") or {}).get("type") or ""
-        return CardDetails(payment_method_ref=str(pm.id), brand=str(card.get("brand", "")),
+        return CardDetails(payment_method_ref=str(pm["id"]), brand=str(card.get("brand", "")),
                            last4=str(card.get("last4", "")), exp_month=int(card.get("exp_month", 0)),
                            exp_year=int(card.get("exp_year", 0)), wallet=str(wallet))
 
@@ -149,7 +149,7 @@ class _Declined(Exception):
 
 def _decode_event(event: Any) -> GatewayEvent:
     kind = _EVENT_TYPES.get(str(event.type), GatewayEventType.IGNORED)
-    obj = event.data.object
+    obj = event.data.object.to_dict()  # SDK objects are not dicts; a plain dict reads missing keys as None
     created = datetime.fromtimestamp(int(event.created), UTC)
     base: dict[str, Any] = {"id": str(event.id), "type": kind, "created": created}
     if kind is GatewayEventType.IGNORED:
@@ -169,7 +169,8 @@ def _decode_event(event: Any) -> GatewayEvent:
                             decline_code=str(obj.get("failure_code") or ""), metadata=metadata)
     if kind is GatewayEventType.REFUNDED:
         return GatewayEvent(**base, payment_ref=str(obj.get("payment_intent") or ""),
-                            amount=from_cents(int(obj.get("amount") or 0)), metadata={**metadata, "refund": obj.id})
+                            amount=from_cents(int(obj.get("amount") or 0)),
+                            metadata={**metadata, "refund": str(obj["id"])})
     if kind is GatewayEventType.DISPUTED:
         return GatewayEvent(**base, payment_ref=str(obj.get("payment_intent") or ""),
                             amount=from_cents(int(obj.get("amount") or 0)),

@@ -44,22 +44,26 @@ class WebhookProcessor:
     def handle(self, payload: bytes, signature: str) -> WebhookResult:
         """Verify (``WebhookRejected`` on a bad signature) and process one delivery."""
         event = self.gateway.parse_webhook(payload, signature)
-        with self.sessions() as session:
+        refused: PermanentError | None = None
+        with self.sessions() as session:  # closed before anything is written (SQLite: one writer at a time)
             seen = session.get(GatewayEventRow, event.id)
             if seen is not None and seen.status != "failed":
                 return WebhookResult(event.id, "duplicate")
             try:
                 built = self.commands_for(session, event)
             except PermanentError as exc:
-                return self._record(event, "failed", f"{type(exc).__name__}: {exc.reason} at {exc.location or '-'}")
+                built, refused = [], exc
+        if refused is not None:
+            return self._record(event, "failed", _why(refused))
         if not built:
             return self._record(event, "ignored")
         try:
             outcomes = [self.bus.handle(command) for command in built]
         except PermanentError as exc:
             # The reason names a rule and a field, never payload text (the hub's errors are built that way).
-            return self._record(event, "failed", f"{type(exc).__name__}: {exc.reason} at {exc.location or '-'}")
-        status = "duplicate" if all(o.duplicate for o in outcomes) else "posted"
+            return self._record(event, "failed", _why(exc))
+        # No event from any command: the same money or refund was already recorded by another path.
+        status = "posted" if any(o.events for o in outcomes) else "duplicate"
         return self._record(event, status)
 
     def _record(self, event: GatewayEvent, status: str, detail: str = "") -> WebhookResult:
@@ -106,6 +110,10 @@ class WebhookProcessor:
 
 
 T = TypeVar("T")
+
+
+def _why(exc: PermanentError) -> str:
+    return f"{type(exc).__name__}: {exc.reason} at {exc.location or '-'}"
 
 
 def _need(value: T | None, location: str, reason: str) -> T:

@@ -8,6 +8,7 @@ never even wait on each other's rows.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -144,13 +145,14 @@ class DueCharge:
 
 
 def claim_due(sessions: sessionmaker[Session], *, today: date, now: datetime, stale_after: timedelta,
-              limit: int = 100) -> list[DueCharge]:
+              limit: int = 100, accounts: Collection[str] | None = None) -> list[DueCharge]:
     """Claim installments due by ``today`` (and claims older than ``stale_after``, whose runner died).
 
     Exactly-once: each row moves to ``charging`` by an UPDATE conditioned on the status and attempt count
     it was read with, so of two runners only one wins it; the loser's UPDATE matches no row. A stale claim
     is taken over with the SAME attempt number, hence the same gateway idempotency key: if the dead runner's
-    charge went through, the gateway replays its result instead of charging again.
+    charge went through, the gateway replays its result instead of charging again. ``accounts`` narrows the
+    run to some accounts (``run-due --account``).
     """
     inst, plan, card, consent = PlanInstallmentRow, PaymentPlanRow, CardOnFileRow, PaymentConsentRow
     query = (
@@ -163,6 +165,8 @@ def claim_due(sessions: sessionmaker[Session], *, today: date, now: datetime, st
                plan.status == "active", card.active.is_(True), consent.revoked_at.is_(None))
         .order_by(inst.next_attempt_on, inst.id).limit(limit)
     )
+    if accounts is not None:
+        query = query.where(AccountRow.number.in_(list(accounts)))
     claimed: list[DueCharge] = []
     with sessions.begin() as session:
         if session.get_bind().dialect.name == "postgresql":
