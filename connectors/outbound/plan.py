@@ -26,6 +26,8 @@ DELIVERABLE: dict[str, frozenset[str]] = {
     "RemittancePosted": frozenset({HL7_DFT, FHIR}),
     "PatientPaymentPosted": frozenset({HL7_DFT, FHIR}),
     "EntryReversed": frozenset({HL7_DFT, FHIR}),
+    "HeldClaimPosted": frozenset({HL7_DFT, FHIR}),  # a held 835 claim resolved by staff and posted
+    "ExceptionActed": frozenset({HL7_DFT, FHIR}),  # write-off, transfer, refund (actions without entries: none)
 }
 
 

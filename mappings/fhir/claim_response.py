@@ -19,7 +19,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from router.domain.ledger import EntryKind, Responsibility
+from router.domain.ledger import CHARGE_KINDS, EntryKind, Responsibility
 from router.domain.money import ZERO
 from router.domain.results import ClaimResult, PostedEntry, RemittanceResult
 
@@ -50,8 +50,8 @@ def adjudications(entries: list[PostedEntry], submitted: Decimal | None) -> list
     benefit = ZERO
     adjusted: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
     for e in entries:
-        if e.responsibility is not Responsibility.INSURANCE:
-            continue  # the patient leg of a transfer: its insurance leg already says it
+        if e.responsibility is not Responsibility.INSURANCE or e.effective_kind in CHARGE_KINDS:
+            continue  # the patient leg of a transfer (its insurance leg says it); charges are not adjudication
         if e.effective_kind in PAYMENT_KINDS:
             benefit -= e.amount
         else:
