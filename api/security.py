@@ -294,6 +294,7 @@ def _dependency(roles: tuple[str, ...], page: bool) -> Callable[[Request], Await
         request.state.principal = principal
         return principal
 
+    authorize.rcmhub_roles = roles  # type: ignore[attr-defined]  # read by the access-control matrix test
     return authorize
 
 

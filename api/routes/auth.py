@@ -22,6 +22,7 @@ from api.security import (
     client_address,
     cookie_secure,
     require,
+    require_page,
     security_for,
 )
 
@@ -123,7 +124,7 @@ async def login_form(request: Request, username: Annotated[str, Form(max_length=
 
 
 @router.post("/logout", include_in_schema=False)
-async def logout_form(request: Request, principal: Annotated[Principal, Depends(require())]) -> Response:
+async def logout_form(request: Request, principal: Annotated[Principal, Depends(require_page())]) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie and principal.kind == "user":
         await run_in_threadpool(security_for(request.app).logout, cookie, principal, client_address(request))

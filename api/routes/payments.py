@@ -178,7 +178,7 @@ def list_cards(account: str, session: SessionDep, _p: Reader) -> list[dict[str, 
 
 
 @router.post("/accounts/{account}/card-setup", responses={**AUTH_RESPONSES, 503: {"description": "no gateway"}})
-def card_setup(account: str, body: SetupIn, hub: HubDep, gateway: Gateway, _p: Billing,
+def card_setup(account: str, body: SetupIn, hub: HubDep, _p: Billing, gateway: Gateway,
                key: IdempotencyKey) -> dict[str, str]:
     """A hosted gateway page where the patient saves a card (SetupIntent); the hub never sees the number."""
     from api.routes.pay import customer_ref_for
@@ -193,7 +193,7 @@ def card_setup(account: str, body: SetupIn, hub: HubDep, gateway: Gateway, _p: B
 
 
 @router.post("/accounts/{account}/checkout", responses={**AUTH_RESPONSES, 503: {"description": "no gateway"}})
-def checkout(account: str, body: CheckoutIn, hub: HubDep, gateway: Gateway, _p: Billing,
+def checkout(account: str, body: CheckoutIn, hub: HubDep, _p: Billing, gateway: Gateway,
              key: IdempotencyKey) -> dict[str, str]:
     """A hosted payment page for a card-not-present payment (phone, online); posted from the gateway's webhook."""
     from api.routes.pay import customer_ref_for
