@@ -96,10 +96,15 @@ class AutopayScheduler:
             report.failed += 1
 
     def _charge_once(self, due: DueCharge) -> ChargeResult:
-        return self.gateway.charge_off_session(
-            customer_ref=due.customer_ref, payment_method_ref=due.payment_method_ref, amount=due.amount,
-            idempotency_key=due.idempotency_key,
-            metadata={"plan": due.plan_ref, "seq": str(due.seq), "attempt": str(due.attempt)})
+        return charge_installment(self.gateway, due)
+
+
+def charge_installment(gateway: PaymentGateway, due: DueCharge) -> ChargeResult:
+    """One off-session charge of a claimed installment; the same call for the same attempt is the same request."""
+    return gateway.charge_off_session(
+        customer_ref=due.customer_ref, payment_method_ref=due.payment_method_ref, amount=due.amount,
+        idempotency_key=due.idempotency_key,
+        metadata={"plan": due.plan_ref, "seq": str(due.seq), "attempt": str(due.attempt)})  # opaque ids only
 
 
 class AutopayThread(threading.Thread):
