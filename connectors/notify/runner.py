@@ -115,11 +115,11 @@ class DunningRunner:
     def _decide(self, account_id: int, number: str, today: date, report: RunReport) -> None:
         """One account's decision in one transaction; counted and logged only once it is committed."""
         suppressed = ""
+        plan_current = self.plan_is_current(number, today)  # before the write transaction: it may read on its own
         with self.sessions.begin() as session:
             balance = store.patient_balance(session, account_id)  # re-read inside the transaction
             state = store.load_state(session, account_id)
-            decision = advance(self.policy, state, balance, plan_current=self.plan_is_current(number, today),
-                               today=today)
+            decision = advance(self.policy, state, balance, plan_current=plan_current, today=today)
             if decision.state is None or decision.state == state:
                 return
             store.save_state(session, account_id, decision.state, today)
