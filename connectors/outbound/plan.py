@@ -28,6 +28,8 @@ DELIVERABLE: dict[str, frozenset[str]] = {
     "EntryReversed": frozenset({HL7_DFT, FHIR}),
     "HeldClaimPosted": frozenset({HL7_DFT, FHIR}),  # a held 835 claim resolved by staff and posted
     "ExceptionActed": frozenset({HL7_DFT, FHIR}),  # write-off, transfer, refund (actions without entries: none)
+    "PatientPaymentRefunded": frozenset({HL7_DFT, FHIR}),  # issue 7: refund reversals / refund entries
+    "PatientPaymentDisputed": frozenset({HL7_DFT, FHIR}),  # issue 7: a lost chargeback's refund entries
 }
 
 
