@@ -171,3 +171,17 @@ def test_a_lockbox_file_posts_each_check_once_and_names_a_bad_row(hub: Hub, uid:
     with pytest.raises(MappingError) as caught:
         lockbox_commands(b"account,amount,check_number,bank,received_on\nA1,12.x,1,B,2024-04-01\n", "bad.csv")
     assert caught.value.location == "bad.csv:2"
+
+
+def test_a_card_number_in_an_emr_payment_row_is_masked_before_the_ledger_keeps_it(hub: Hub, uid: str) -> None:
+    from router.domain.commands import EmrTransaction
+    from router.domain.ledger import Responsibility
+
+    account = f"EM{uid}"
+    tx = EmrTransaction(1, EntryKind.PATIENT_PAYMENT, Responsibility.PATIENT, D("-20.00"), date(2024, 2, 2),
+                        code="COPAY VISA 4111111111111111")
+    hub.bus.handle(PostCharges(f"dft:{uid}", account, f"K{uid}", None,
+                               (ChargeLine(1, date(2024, 2, 2), "99213", D("20.00")),), transactions=(tx,)))
+    with hub.uow_factory() as uow:
+        memos = [e.memo for e in uow.ledger.for_account(account) if e.kind is EntryKind.PATIENT_PAYMENT]
+    assert memos == ["COPAY VISA ************1111"]
