@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from private_services import private_hub, private_postgres, private_rabbitmq  # noqa: F401  (session fixtures)
 from services import postgres_url
 
 from api.bootstrap import Hub, build

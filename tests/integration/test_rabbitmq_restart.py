@@ -1,28 +1,25 @@
-"""Broker restart: ``rabbitmqctl stop_app``/``start_app`` while a publisher publishes and a worker consumes.
+"""Broker restart mid-run, on a private RabbitMQ node (``private_services.py``): ``rabbitmqctl stop_app``/``start_app``
+and a SIGKILL of the broker's Erlang VM followed by a restart on the same data, while a publisher publishes
+and a worker consumes.
 
 Every confirmed message reaches the ledger once; the publisher and the consumer reconnect by themselves.
-The outage is a few seconds, but it drops every connection on the broker: set RCMHUB_SKIP_BROKER_RESTART=1
-to skip this test when others share the broker.
+The shared broker is never touched.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
 import pika
 import pytest
+from private_services import PrivateRabbitMQ
 from rabbitmq_support import depth, running, test_topology, wait_for
-from services import amqp_url, postgres_url
 from sqlalchemy import func, select
 
-from api.bootstrap import Hub, build
-from api.settings import Settings
+from api.bootstrap import Hub
 from connectors.rabbitmq.bus import RabbitBus
 from connectors.rabbitmq.consumer import Action
 from connectors.rabbitmq.publisher import Publisher
@@ -33,21 +30,8 @@ from router.domain.errors import BrokerUnavailable
 from router.domain.model import ChargeLine
 from router.queries import account_view
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(bool(os.environ.get("RCMHUB_SKIP_BROKER_RESTART")),
-                                 reason="RCMHUB_SKIP_BROKER_RESTART is set (the broker is shared)")]
+pytestmark = pytest.mark.integration
 MESSAGES, ACCOUNTS, OUTAGE_SECONDS = 900, 20, 3.0
-
-
-@pytest.fixture(scope="module")
-def pg_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    hub = build(Settings(database_url=postgres_url(), data_dir=tmp_path_factory.mktemp("data"), amqp_url=""))
-    yield hub
-    hub.close()
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
 
 
 class Publishing(threading.Thread):
@@ -84,12 +68,23 @@ def processed(hub: Hub, uid: str) -> int:
                               .where(InboxRow.source_id.like(f"hl7:CLINIC:{uid}-%"))) or 0
 
 
-def test_a_broker_restart_mid_run_loses_no_confirmed_message_and_clients_recover(pg_hub: Hub, uid: str) -> None:
-    url = amqp_url()
-    try:
-        rabbitmqctl("status")
-    except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"rabbitmqctl unavailable: {exc}")
+def outage(broker: PrivateRabbitMQ, kind: str) -> None:
+    if kind == "stop_app":
+        broker.stop_app()
+        try:
+            time.sleep(OUTAGE_SECONDS)
+        finally:
+            broker.start_app()
+    else:
+        broker.kill9()  # no clean shutdown: what reached the disk (confirmed messages) is all there is
+        time.sleep(OUTAGE_SECONDS / 3)
+        broker.start()
+
+
+@pytest.mark.parametrize("kind", ["stop_app", "kill -9"])
+def test_a_broker_restart_mid_run_loses_no_confirmed_message_and_clients_recover(
+        private_rabbitmq: PrivateRabbitMQ, private_hub: Hub, uid: str, kind: str) -> None:
+    broker, hub, url = private_rabbitmq, private_hub, private_rabbitmq.url
     topology = test_topology()
     commands = [charge(uid, n) for n in range(MESSAGES)]
     expected: dict[str, Decimal] = {}
@@ -97,24 +92,22 @@ def test_a_broker_restart_mid_run_loses_no_confirmed_message_and_clients_recover
         expected[c.account] = expected.get(c.account, Decimal(0)) + sum(line.amount for line in c.charges)
     with pika.BlockingConnection(pika.URLParameters(url)) as connection:
         topology.declare(connection.channel())
+    if kind == "kill -9":
+        broker.checkpoint()  # the new quorum queues' names must be on disk before a SIGKILL (see checkpoint)
     try:
-        assert pg_hub.local_bus is not None
+        assert hub.local_bus is not None
         bus = RabbitBus(Publisher(url), topology)
-        consumer = CommandConsumer(url, topology, pg_hub.local_bus, concurrency=4)
+        consumer = CommandConsumer(url, topology, hub.local_bus, concurrency=4)
         with running(consumer):
             publishing = Publishing(bus, commands)
             publishing.start()
             wait_for(lambda: publishing.confirmed >= MESSAGES // 3 and consumer.settled[Action.ACK] > 0,
                      what="a third published and some posted")
-            before = processed(pg_hub, uid)
-            try:
-                rabbitmqctl("stop_app")
-                time.sleep(OUTAGE_SECONDS)
-            finally:
-                rabbitmqctl("start_app")  # always: other tests share this broker
+            before = processed(hub, uid)
+            outage(broker, kind)
             publishing.join(120)
             assert not publishing.is_alive(), "the publisher did not recover"
-            wait_for(lambda: processed(pg_hub, uid) == MESSAGES, timeout=120, what="every confirmed message posted")
+            wait_for(lambda: processed(hub, uid) == MESSAGES, timeout=120, what="every confirmed message posted")
             assert consumer.consuming.is_set(), "the consumer reconnected by itself"
         bus.close()
         with pika.BlockingConnection(pika.URLParameters(url)) as connection:
@@ -126,7 +119,7 @@ def test_a_broker_restart_mid_run_loses_no_confirmed_message_and_clients_recover
             topology.delete(connection.channel())
     assert publishing.failures > 0, "the outage should have interrupted publishing"
     assert before < MESSAGES, "the restart should have landed mid-run"
-    with pg_hub.sessions() as session:
+    with hub.sessions() as session:
         for account, total in expected.items():
             view = account_view(session, account)
             assert view is not None and Decimal(str(view.as_json()["total_balance"])) == total, account
@@ -135,5 +128,5 @@ def test_a_broker_restart_mid_run_loses_no_confirmed_message_and_clients_recover
     # Self-pay charges post three legs each (charge, and the transfer out of and into the patient's side).
     assert len({source for source, _ in legs}) == MESSAGES and len(legs) == 3 * MESSAGES
     assert len({key for _, key in legs}) == len(legs)  # zero duplicate legs
-    print(f"\nbroker restart: {MESSAGES} messages, {publishing.failures} publish retries, "
+    print(f"\nbroker {kind}: {MESSAGES} messages, {publishing.failures} publish retries, "
           f"{consumer.redeliveries} redeliveries, {before} posted before the outage")
