@@ -52,6 +52,8 @@ router = APIRouter(tags=["workbench"])
 Billing = Annotated[Principal, Depends(require(BILLING, SUPERVISOR))]
 Supervisor = Annotated[Principal, Depends(require(SUPERVISOR))]
 FORM_ID = r"^[A-Za-z0-9_-]{8,64}$"
+AGE = r"^[0-9]{0,5}$"
+AMOUNT = r"^([0-9]{1,10}(\.[0-9]{1,2})?)?$"
 Money = Annotated[Decimal, Field(gt=0, max_digits=12, decimal_places=2)]
 ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
@@ -110,18 +112,21 @@ class NoteBody(BaseModel):
 
 
 def queue_filter(status: Annotated[Literal["open", "pending_approval", "resolved", "all"], Query()] = "open",
-                 type: Annotated[list[Literal[TYPES]] | None, Query()] = None,  # type: ignore[valid-type]
+                 type: Annotated[list[Literal[("", *TYPES)]] | None, Query()] = None,  # type: ignore[valid-type]
                  payer: Annotated[str, Query(max_length=80)] = "",
-                 min_age: Annotated[int | None, Query(ge=0, le=36500)] = None,
-                 max_age: Annotated[int | None, Query(ge=0, le=36500)] = None,
-                 min_amount: Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)] = None,
-                 max_amount: Annotated[Decimal | None, Query(ge=0, max_digits=12, decimal_places=2)] = None,
+                 min_age: Annotated[str, Query(pattern=AGE, description="days; empty: any")] = "",
+                 max_age: Annotated[str, Query(pattern=AGE, description="days; empty: any")] = "",
+                 min_amount: Annotated[str, Query(pattern=AMOUNT, description="e.g. 100.00; empty: any")] = "",
+                 max_amount: Annotated[str, Query(pattern=AMOUNT, description="e.g. 100.00; empty: any")] = "",
                  assignee: Annotated[str, Query(max_length=120)] = "",
                  q: Annotated[str, Query(max_length=64)] = "",
                  sort: Annotated[Literal[tuple(SORTS)], Query()] = "oldest",  # type: ignore[valid-type]
                  page: Annotated[int, Query(ge=1, le=100_000)] = 1,
                  per_page: Annotated[int, Query(ge=1, le=500)] = 50) -> QueueFilter:
-    return QueueFilter(status, tuple(type or ()), payer.strip(), min_age, max_age, min_amount, max_amount,
+    # Empty strings mean "any": a plain HTML form (and htmx) sends every field, filled or not.
+    return QueueFilter(status, tuple(t for t in type or () if t), payer.strip(),
+                       int(min_age) if min_age else None, int(max_age) if max_age else None,
+                       Decimal(min_amount) if min_amount else None, Decimal(max_amount) if max_amount else None,
                        assignee.strip(), q.strip(), sort, page, per_page)
 
 
