@@ -47,7 +47,7 @@ class MailSink:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = message_from_bytes(envelope.content, policy=policy.default)
         with self.lock:
-            self.messages.append(msg)  # type: ignore[arg-type]
+            self.messages.append(msg)
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[EmailMessage]:
@@ -86,8 +86,8 @@ class FakeTwilio:
 
 
 @contextmanager
-def sms_provider(fake: FakeTwilio | None = None) -> Iterator[tuple[FakeTwilio, str]]:
-    fake = fake or FakeTwilio()
+def sms_provider(given: FakeTwilio | None = None) -> Iterator[tuple[FakeTwilio, str]]:
+    fake = given or FakeTwilio()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:

@@ -6,6 +6,7 @@ silently. SMS bodies carry no name or date of birth: only the practice, the amou
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -27,14 +28,14 @@ class Templates:
                                autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
                                keep_trailing_newline=True)
 
-    def email(self, kind: str, context: dict[str, object]) -> RenderedEmail:
+    def email(self, kind: str, context: Mapping[str, object]) -> RenderedEmail:
         ctx = {"kind": kind, **context}
         return RenderedEmail(SUBJECTS[kind].format(practice=context["practice"]),
                              self.env.get_template("email.txt").render(ctx),
                              self.env.get_template("email.html").render(ctx))
 
-    def sms(self, kind: str, context: dict[str, object]) -> str:
+    def sms(self, kind: str, context: Mapping[str, object]) -> str:
         return self.env.get_template("sms.txt").render({"kind": kind, **context}).strip()
 
-    def page(self, name: str, context: dict[str, object]) -> str:
+    def page(self, name: str, context: Mapping[str, object]) -> str:
         return self.env.get_template(name).render(context)

@@ -4,8 +4,10 @@ not; a runner that died mid-send is taken over; a channel with no server configu
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from notify_support import free_port, smtp_server
 from sqlalchemy import update
@@ -121,3 +123,25 @@ def test_a_channel_with_no_server_configured_suppresses_the_notice_and_says_why(
     assert report.notices["suppressed"] == 1
     [row] = _rows(hub, f"O{uid}%")
     assert (row["channel"], row["status"], row["reason"]) == ("none", "suppressed", "channel_off")
+
+
+def test_serve_s_scheduler_runs_the_cycle_in_a_thread_and_stops(tmp_path: Path, uid: str) -> None:
+    from api.bootstrap import build
+    from api.notices import start_scheduler
+    from api.settings import Settings
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}", data_dir=tmp_path, amqp_url="",
+                        dunning_interval_seconds=3600)
+    own = build(settings)
+    try:
+        _owing(own, uid, 1, prefix="T")
+        stop = start_scheduler(own, clock=lambda: D0)
+        deadline = time.monotonic() + 20
+        while not _rows(own, f"T{uid}%") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop()
+        [row] = _rows(own, f"T{uid}%")
+        assert (row["kind"], row["due_on"], row["reason"]) == ("statement", D0.isoformat(), "channel_off")
+        assert (tmp_path / "secrets" / "pay-link.key").stat().st_mode & 0o077 == 0  # made once, private
+    finally:
+        own.close()
