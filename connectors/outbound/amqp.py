@@ -24,7 +24,7 @@ from pika.spec import BasicProperties
 from sqlalchemy.orm import Session, sessionmaker
 
 from connectors.outbound.config import Destinations
-from connectors.outbound.engine import DestinationWorker
+from connectors.outbound.engine import MISSING, DestinationWorker
 from connectors.outbound.relay import OutboxRelay
 from connectors.outbound.store import PENDING, DeliveryStore
 from connectors.outbound.transports import transport_for
@@ -104,8 +104,11 @@ class OutboundConsumer(WorkConsumer):
 
     def dispatch(self, message: int) -> None:
         # Delivered or dead (recorded on the row) both settle the job; interrupted by a stop, it goes to a retry tier.
-        if self.worker.deliver(message) == PENDING:
+        status = self.worker.deliver(message)
+        if status == PENDING:
             raise DeliveryFailed("worker stopping before the delivery settled", location=self.queue.name)
+        if status == MISSING:
+            raise DeliveryFailed(f"no delivery {message} in the database (yet)", location=self.queue.name)
 
     def stop(self) -> None:
         self.worker.stop.set()  # a delivery waiting out a backoff stays pending and is redelivered

@@ -40,6 +40,7 @@ from router.adapters.orm_outbound import DeliveryRow
 from router.domain.errors import HubError, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
+MISSING = "missing"
 
 
 def reason_of(exc: BaseException) -> str:
@@ -60,8 +61,10 @@ class DestinationWorker:
     def deliver(self, delivery_id: int) -> str:
         """Send one delivery to the end of its budget; returns its status (pending only when stopped)."""
         job = self.store.load(delivery_id)
-        if job is None or job.status != PENDING:
-            return job.status if job else DEAD
+        if job is None:
+            return MISSING  # not committed yet (or another database): the caller retries later
+        if job.status != PENDING:
+            return job.status
         budget = self.destination.retry
         remaining = budget.attempts - job.attempts
         if remaining <= 0:

@@ -1,12 +1,14 @@
 """The transactional outbox relay (connectors): outbox events -> planned deliveries, marked published after.
 
-For each unpublished outbox row (oldest first) the relay reads the reconciled record behind the event,
-plans every destination's messages (``plan.plan``) and stores them as delivery rows; with a broker it then
-publishes one job per delivery to the outbound exchange (routing key = destination, one queue each) with
-publisher confirms, and only after every confirm marks the outbox row published - all inside one
-transaction that holds the row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so several relays never
-double-plan. A crash after a confirm re-relays the row: its delivery rows exist already (same dedupe
-key), their jobs are published again, and a delivery already settled is skipped by the worker.
+For each unpublished outbox row (oldest first, held ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so relays do
+not plan the same rows at once) the relay reads the reconciled record behind the event, plans every
+destination's messages (``plan.plan``) and stores them as delivery rows, and commits. With a broker it then
+publishes one job per delivery to the outbound exchange (routing key ``deliver.{destination}``, one queue
+each) with publisher confirms - after the commit, so a consumer always finds the row - and only after
+every confirm marks the outbox rows published. A refused publish or a crash leaves them unpublished: the
+next pass finds the delivery rows already there (same dedupe key) and publishes their jobs again; a job for
+a delivery already settled is skipped by the worker, and the EMR dedupes on the stable ids if two copies
+ever race.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,14 +55,20 @@ class OutboxRelay:
             if not rows:
                 return 0
             now = utcnow()
+            ids = [row.id for row in rows]
             jobs: list[tuple[int, str]] = []
             for row in rows:
                 jobs += self._plan(session, row, now)
-            if self.publish is not None and jobs:
-                self.publish(jobs)  # raises BrokerUnavailable: nothing is marked, the rows are relayed again
-            for row in rows:
-                row.published_at = now
+            if self.publish is None:  # embedded: the delivery threads read the rows; nothing to confirm
+                for row in rows:
+                    row.published_at = now
             touched = {destination for _, destination in jobs}
+        if self.publish is not None:
+            if jobs:
+                self.publish(jobs)  # raises BrokerUnavailable: nothing is marked, the rows are relayed again
+            with self.sessions() as session, session.begin():
+                session.execute(update(OutboxRow).where(OutboxRow.id.in_(ids), OutboxRow.published_at.is_(None))
+                                .values(published_at=now))
         if touched and self.on_planned is not None:
             self.on_planned(touched)
         return len(rows)
