@@ -74,7 +74,10 @@ def customer_ref_for(hub: Hub, gateway: PaymentGateway, account: str) -> str:
         return str(uow.payments.customer_of(account) or customer_ref)
 
 
-@router.get("/{token}", response_class=HTMLResponse)
+@router.get("/{token}", response_class=HTMLResponse, responses={
+    400: {"description": "the link's signature is not valid"}, 404: {"description": "unknown link"},
+    410: {"description": "the link has expired"}, 502: {"description": "the gateway refused the checkout"},
+    503: {"description": "online payment is not available"}})
 def pay(token: str, hub: HubDep, signer: SignerDep, gateway: GatewayDep) -> HTMLResponse:
     try:
         link_id = signer.link_id(token)

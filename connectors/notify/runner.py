@@ -97,11 +97,16 @@ class DunningRunner:
         report = RunReport(today)
         with self.sessions() as session:
             candidates = store.patient_balances(session, accounts_like)
+            states = store.load_states(session, candidates)
         report.accounts = len(candidates)
         for done, account_id in enumerate(sorted(candidates), 1):
-            number = candidates[account_id][0]
+            number, balance = candidates[account_id]
+            plan_current = self.plan_is_current(number, today)
+            state = states.get(account_id)
+            if advance(self.policy, state, balance, plan_current=plan_current, today=today).state == state:
+                continue  # nothing changes today (most accounts on most days): no write transaction
             try:
-                self._decide(account_id, number, today, report)
+                self._decide(account_id, plan_current, today, report)
             except IntegrityError:  # a concurrent run decided this account first: its rows stand
                 report.conflicts += 1
                 log.info("dunning account_id=%s decided by a concurrent run", account_id)
@@ -112,10 +117,10 @@ class DunningRunner:
                  report.accounts, dict(report.steps), dict(report.notices), report.placements)
         return report
 
-    def _decide(self, account_id: int, number: str, today: date, report: RunReport) -> None:
-        """One account's decision in one transaction; counted and logged only once it is committed."""
+    def _decide(self, account_id: int, plan_current: bool, today: date, report: RunReport) -> None:
+        """One account's decision in one transaction, on the balance and cycle re-read inside it; counted and
+        logged only once it is committed. The plan check ran before: it reads on its own connection."""
         suppressed = ""
-        plan_current = self.plan_is_current(number, today)  # before the write transaction: it may read on its own
         with self.sessions.begin() as session:
             balance = store.patient_balance(session, account_id)  # re-read inside the transaction
             state = store.load_state(session, account_id)
