@@ -5,15 +5,25 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
+from sqlalchemy import func, select
 
+from api.bootstrap import Hub
+from connectors.rabbitmq.bus import RabbitBus
 from connectors.rabbitmq.consumer import WorkConsumer
 from connectors.rabbitmq.topology import RetryTier, Topology
+from router.adapters.orm import InboxRow, LedgerRow
+from router.domain.commands import Command, PostCharges
+from router.domain.errors import BrokerUnavailable
+from router.domain.model import ChargeLine
+from router.queries import account_view
 
 FAST_TIERS = (RetryTier("a", 200), RetryTier("b", 400), RetryTier("c", 600))
 
@@ -72,3 +82,60 @@ def drain(channel: BlockingChannel, queue: str) -> list[tuple[pika.BasicProperti
         if method is None:
             return found
         found.append((properties, body))
+
+
+class Publishing(threading.Thread):
+    """Publishes every command, retrying each until the broker confirms it (what a connector does)."""
+
+    def __init__(self, bus: RabbitBus, commands: Sequence[Command], pace: float = 0.004) -> None:
+        super().__init__(daemon=True)
+        self.bus, self.commands, self.pace = bus, commands, pace
+        self.confirmed = 0
+        self.failures = 0
+
+    def run(self) -> None:
+        for command in self.commands:
+            while True:
+                try:
+                    self.bus.handle(command)
+                    break
+                except BrokerUnavailable:
+                    self.failures += 1
+                    time.sleep(0.2)
+            self.confirmed += 1
+            if self.pace:
+                time.sleep(self.pace)  # spread the run so an outage lands mid-stream
+
+
+def self_pay_charge(uid: str, n: int, accounts: int, tag: str = "BR") -> PostCharges:
+    """Charge ``n`` of a run: one line on one of ``accounts`` self-pay accounts (three ledger legs each)."""
+    account = f"{tag}{uid}{n % accounts:02d}"
+    return PostCharges(f"hl7:CLINIC:{uid}-{n}", account, f"V{account}", None,
+                       (ChargeLine(1, date(2024, 3, 1), "99213", Decimal(f"{1 + n % 7}.{n % 100:02d}")),))
+
+
+def processed(hub: Hub, prefix: str) -> int:
+    """How many commands whose source id starts with ``prefix`` the inbox recorded (i.e. committed)."""
+    with hub.sessions() as session:
+        return session.scalar(select(func.count()).select_from(InboxRow)
+                              .where(InboxRow.source_id.like(f"{prefix}%"))) or 0
+
+
+def expected_totals(commands: Sequence[PostCharges]) -> dict[str, Decimal]:
+    found: dict[str, Decimal] = {}
+    for c in commands:
+        found[c.account] = found.get(c.account, Decimal(0)) + sum((line.amount for line in c.charges), Decimal(0))
+    return found
+
+
+def assert_ledger_exact(hub: Hub, expected: dict[str, Decimal], prefix: str, commands: int, legs: int) -> None:
+    """Each account's balance to the cent; every command posted; no leg twice."""
+    with hub.sessions() as session:
+        for account, total in expected.items():
+            view = account_view(session, account)
+            assert view is not None and Decimal(str(view.as_json()["total_balance"])) == total, account
+        found = session.execute(select(LedgerRow.source_id, LedgerRow.idempotency_key).where(
+            LedgerRow.source_id.like(f"{prefix}%"))).all()
+    assert len({source for source, _ in found}) == commands, "every command posted"
+    assert len(found) == legs, "every leg posted once"
+    assert len({key for _, key in found}) == len(found), "zero duplicate legs"

@@ -8,64 +8,31 @@ The shared broker is never touched.
 
 from __future__ import annotations
 
-import threading
 import time
-from datetime import date
-from decimal import Decimal
 
 import pika
 import pytest
 from private_services import PrivateRabbitMQ
-from rabbitmq_support import depth, running, test_topology, wait_for
-from sqlalchemy import func, select
+from rabbitmq_support import (
+    Publishing,
+    assert_ledger_exact,
+    depth,
+    expected_totals,
+    processed,
+    running,
+    self_pay_charge,
+    test_topology,
+    wait_for,
+)
 
 from api.bootstrap import Hub
 from connectors.rabbitmq.bus import RabbitBus
 from connectors.rabbitmq.consumer import Action
 from connectors.rabbitmq.publisher import Publisher
 from connectors.rabbitmq.workers import CommandConsumer
-from router.adapters.orm import InboxRow, LedgerRow
-from router.domain.commands import PostCharges
-from router.domain.errors import BrokerUnavailable
-from router.domain.model import ChargeLine
-from router.queries import account_view
 
 pytestmark = pytest.mark.integration
 MESSAGES, ACCOUNTS, OUTAGE_SECONDS = 900, 20, 3.0
-
-
-class Publishing(threading.Thread):
-    """Publishes every command, retrying each until the broker confirms it (what a connector does)."""
-
-    def __init__(self, bus: RabbitBus, commands: list[PostCharges]) -> None:
-        super().__init__(daemon=True)
-        self.bus, self.commands = bus, commands
-        self.confirmed = 0
-        self.failures = 0
-
-    def run(self) -> None:
-        for command in self.commands:
-            while True:
-                try:
-                    self.bus.handle(command)
-                    break
-                except BrokerUnavailable:
-                    self.failures += 1
-                    time.sleep(0.2)
-            self.confirmed += 1
-            time.sleep(0.004)  # spread the run so the outage lands mid-stream
-
-
-def charge(uid: str, n: int) -> PostCharges:
-    account = f"BR{uid}{n % ACCOUNTS:02d}"
-    return PostCharges(f"hl7:CLINIC:{uid}-{n}", account, f"V{account}", None,
-                       (ChargeLine(1, date(2024, 3, 1), "99213", Decimal(f"{1 + n % 7}.{n % 100:02d}")),))
-
-
-def processed(hub: Hub, uid: str) -> int:
-    with hub.sessions() as session:
-        return session.scalar(select(func.count()).select_from(InboxRow)
-                              .where(InboxRow.source_id.like(f"hl7:CLINIC:{uid}-%"))) or 0
 
 
 def outage(broker: PrivateRabbitMQ, kind: str) -> None:
@@ -85,11 +52,9 @@ def outage(broker: PrivateRabbitMQ, kind: str) -> None:
 def test_a_broker_restart_mid_run_loses_no_confirmed_message_and_clients_recover(
         private_rabbitmq: PrivateRabbitMQ, private_hub: Hub, uid: str, kind: str) -> None:
     broker, hub, url = private_rabbitmq, private_hub, private_rabbitmq.url
+    prefix = f"hl7:CLINIC:{uid}-"
     topology = test_topology()
-    commands = [charge(uid, n) for n in range(MESSAGES)]
-    expected: dict[str, Decimal] = {}
-    for c in commands:
-        expected[c.account] = expected.get(c.account, Decimal(0)) + sum(line.amount for line in c.charges)
+    commands = [self_pay_charge(uid, n, ACCOUNTS) for n in range(MESSAGES)]
     with pika.BlockingConnection(pika.URLParameters(url)) as connection:
         topology.declare(connection.channel())
     if kind == "kill -9":
@@ -103,11 +68,11 @@ def test_a_broker_restart_mid_run_loses_no_confirmed_message_and_clients_recover
             publishing.start()
             wait_for(lambda: publishing.confirmed >= MESSAGES // 3 and consumer.settled[Action.ACK] > 0,
                      what="a third published and some posted")
-            before = processed(hub, uid)
+            before = processed(hub, prefix)
             outage(broker, kind)
             publishing.join(120)
             assert not publishing.is_alive(), "the publisher did not recover"
-            wait_for(lambda: processed(hub, uid) == MESSAGES, timeout=120, what="every confirmed message posted")
+            wait_for(lambda: processed(hub, prefix) == MESSAGES, timeout=120, what="every confirmed message posted")
             assert consumer.consuming.is_set(), "the consumer reconnected by itself"
         bus.close()
         with pika.BlockingConnection(pika.URLParameters(url)) as connection:
@@ -119,14 +84,7 @@ def test_a_broker_restart_mid_run_loses_no_confirmed_message_and_clients_recover
             topology.delete(connection.channel())
     assert publishing.failures > 0, "the outage should have interrupted publishing"
     assert before < MESSAGES, "the restart should have landed mid-run"
-    with hub.sessions() as session:
-        for account, total in expected.items():
-            view = account_view(session, account)
-            assert view is not None and Decimal(str(view.as_json()["total_balance"])) == total, account
-        legs = session.execute(select(LedgerRow.source_id, LedgerRow.idempotency_key).where(
-            LedgerRow.source_id.like(f"hl7:CLINIC:{uid}-%"))).all()
     # Self-pay charges post three legs each (charge, and the transfer out of and into the patient's side).
-    assert len({source for source, _ in legs}) == MESSAGES and len(legs) == 3 * MESSAGES
-    assert len({key for _, key in legs}) == len(legs)  # zero duplicate legs
+    assert_ledger_exact(hub, expected_totals(commands), prefix, MESSAGES, 3 * MESSAGES)
     print(f"\nbroker {kind}: {MESSAGES} messages, {publishing.failures} publish retries, "
           f"{consumer.redeliveries} redeliveries, {before} posted before the outage")
