@@ -54,7 +54,6 @@ class NoticeBranding:
     practice: str = "Your care team"
     phone: str = ""
     public_url: str = "http://127.0.0.1:8000"  # where /pay/{token} is served
-    final_notice_days: int = 30  # "respond by" on a final notice
 
 
 @dataclass
@@ -178,7 +177,7 @@ class DunningRunner:
                 return "skipped"
             account_id, channel, kind, attempts = row.account_id, row.channel, row.kind, row.attempts
             contact = store.contact(session, account_id) or store.Contact()
-            context = self._context(session, account_id, row.amount_cents, row.link_id or "", today)
+            context = self._context(session, account_id, row.amount_cents, row.link_id or "", row.step_no, today)
         status, reason, ref, attempts_left = "sent", "", "", True
         try:
             if not contact.reachable(channel) or channel not in self.enabled:  # changed since it was decided
@@ -207,7 +206,7 @@ class DunningRunner:
                  f" ({reason})" if reason else "")
         return status
 
-    def _context(self, session: Session, account_id: int, amount_cents: int, link_id: str,
+    def _context(self, session: Session, account_id: int, amount_cents: int, link_id: str, step_no: int,
                  today: date) -> dict[str, object]:
         number = store.account_number(session, account_id)
         token = self.links.token(link_id)
@@ -216,4 +215,9 @@ class DunningRunner:
                 "amount": fmt(from_cents(amount_cents)),
                 "account_tail": number[-4:], "link": f"{self.branding.public_url.rstrip('/')}/pay/{token}",
                 "link_expires": expires.isoformat(),
-                "respond_by": (today + timedelta(days=self.branding.final_notice_days)).isoformat()}
+                "respond_by": (today + timedelta(days=self._days_to_next_step(step_no))).isoformat()}
+
+    def _days_to_next_step(self, step_no: int) -> int:
+        """How long the patient has before the schedule's next step (the hand-off after a final notice)."""
+        steps = self.policy.steps
+        return steps[step_no + 1].day - steps[step_no].day if step_no + 1 < len(steps) else 30

@@ -195,7 +195,9 @@ def test_150_days_of_dunning_send_exactly_the_policys_notices_and_export(
         f_id = store.account_id(s, f"D{uid}F")
         assert f_id is not None and store.contact(s, f_id).sms_opt_out  # type: ignore[union-attr]
     final = [m for m in emails["A"] if m["Subject"].startswith("Final notice")]
-    assert len(final) == 1 and "$200.00" in final[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    final_text = final[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert len(final) == 1 and "$200.00" in final_text
+    assert f"by {(D0 + timedelta(days=120)).isoformat()}" in final_text  # the hand-off day, from the schedule
     assert all("/pay/" in t["Body"] and "Rivera" not in t["Body"] for t in texts["A"])
 
     # Every notice was logged, and no log line carries an address, a phone number, a name or a link.
