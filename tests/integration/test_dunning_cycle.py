@@ -208,3 +208,33 @@ def test_150_days_of_dunning_send_exactly_the_policys_notices_and_export(
     assert "dunning run" in text
     for secret in ["example.test", "+1555000", "Rivera", "/pay/", uid.lower() + "@"]:
         assert secret not in text, secret
+
+
+def test_a_real_payment_plan_suspends_the_cycle_until_an_installment_is_missed(hub: Hub, uid: str) -> None:
+    """Part A's plan records through ``api.notices.plan_check``: the cycle waits while the plan is current and
+    resumes (shifted by the days it waited) once an installment is past due and unpaid."""
+    from datetime import UTC, datetime
+
+    from api.notices import plan_check
+    from router.domain.payment_commands import CreatePaymentPlan, RecordConsent, SaveCardOnFile
+
+    account = f"Q{uid}"
+    hub.bus.handle(PostCharges(f"plan:{uid}:c", account, f"V{uid}", None, (ChargeLine(1, D0, "99213",
+                                                                                      Decimal("90.00")),)))
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    for scope in ("card_on_file", "plan_autopay"):
+        hub.bus.handle(RecordConsent(f"plan:{uid}:{scope}", account, "guarantor", at, "in_person", scope, "v1"))
+    hub.bus.handle(SaveCardOnFile(f"plan:{uid}:card", account, f"cus_{uid}", f"pm_{uid}", "visa", "4242", 12, 2030))
+    hub.bus.handle(CreatePaymentPlan(f"plan:{uid}:plan", account, f"plan{uid}", Decimal("90.00"), 3, "monthly",
+                                     D0 + timedelta(days=20), f"pm_{uid}"))
+    with hub.sessions.begin() as s:
+        store.set_contact(s, account, store.Contact(email=f"q{uid.lower()}@example.test", preferred="email"))
+    runner = DunningRunner(hub.sessions, DunningPolicy.parse(), LinkSigner("p" * 40, 86400),
+                           plan_is_current=plan_check(hub))
+    steps = {}
+    for day in range(0, 60):
+        report = runner.run_due(D0 + timedelta(days=day), accounts_like=f"Q{uid}")
+        steps.update({day: dict(report.steps)} if report.steps else {})
+    # The plan is current from day 0 until its first installment (due day 20) is unpaid past due on day 21:
+    # the statement waits for day 21, the first reminder comes 30 days after it.
+    assert steps == {21: {"statement": 1}, 51: {"reminder": 1}}
