@@ -1,7 +1,8 @@
 """The dunning run (connectors): the policy applied to every account with a patient balance, then the notices
 delivered and the collection placements written.
 
-Two phases. *Decide*: one short transaction per account reads its ledger balance and cycle, applies
+Two phases. *Decide*: for each account whose cycle changes today (checked first on the balances and states
+read in bulk), one short transaction re-reads its ledger balance and cycle, applies
 ``router.domain.dunning.advance`` for ``today`` and writes the new state with the notices (status
 ``pending``, one per channel, or one ``suppressed`` row saying why none could go) or the placement it calls
 for. Running twice on the same day decides nothing new; unique keys (account, cycle, step, channel) make a
@@ -102,13 +103,13 @@ class DunningRunner:
             number, balance = candidates[account_id]
             plan_current = self.plan_is_current(number, today)
             state = states.get(account_id)
-            if advance(self.policy, state, balance, plan_current=plan_current, today=today).state == state:
-                continue  # nothing changes today (most accounts on most days): no write transaction
-            try:
-                self._decide(account_id, plan_current, today, report)
-            except IntegrityError:  # a concurrent run decided this account first: its rows stand
-                report.conflicts += 1
-                log.info("dunning account_id=%s decided by a concurrent run", account_id)
+            # Most accounts on most days change nothing: decided in memory, no write transaction for them.
+            if advance(self.policy, state, balance, plan_current=plan_current, today=today).state != state:
+                try:
+                    self._decide(account_id, plan_current, today, report)
+                except IntegrityError:  # a concurrent run decided this account first: its rows stand
+                    report.conflicts += 1
+                    log.info("dunning account_id=%s decided by a concurrent run", account_id)
             if progress:
                 progress(done, len(candidates))
         self.deliver(today, report, accounts_like=accounts_like)
