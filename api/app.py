@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.bootstrap import Hub
+from api.openapi import document_errors
 from api.routes import accounts, fhir, health, pay, remittances, ui
 from api.routes import auth as auth_routes
 from api.routes import ops as ops_routes
@@ -32,4 +33,5 @@ def create_app(hub: Hub) -> FastAPI:
         status = 422 if isinstance(exc, PermanentError) else 503
         return JSONResponse({"detail": exc.reason, "location": exc.location}, status_code=status)
 
+    document_errors(app)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -81,4 +81,5 @@ class AuditLog:
 
 
 def _record(r: AuditRow) -> AuditRecord:
-    return AuditRecord(r.actor, r.action, r.message_id, r.queue, r.detail, r.at, r.object_type, r.source, r.outcome)
+    at = r.at if r.at.tzinfo is not None else r.at.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+    return AuditRecord(r.actor, r.action, r.message_id, r.queue, r.detail, at, r.object_type, r.source, r.outcome)
