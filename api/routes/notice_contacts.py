@@ -1,0 +1,61 @@
+"""Contact preferences and notices of an account, for billing staff (api layer).
+
+``GET``/``PUT /api/v1/accounts/{account}/contact`` read and set where notices go and what the patient opted
+out of (both audited: the addresses are PHI); ``GET /api/v1/accounts/{account}/notices`` lists what was sent,
+on which channel, with what outcome, never the addresses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from api.deps import HubDep
+from api.security import AUTH_RESPONSES, BILLING, SUPERVISOR, Principal, audit, require
+from router.adapters import notice_store as store
+
+router = APIRouter(prefix="/api/v1/accounts", tags=["notices"])
+Staff = Annotated[Principal, Depends(require(BILLING, SUPERVISOR))]
+
+
+class ContactBody(BaseModel):
+    """Where an account's notices go. Opt-outs win over preference; an empty address turns a channel off."""
+
+    email: str = Field(default="", max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    phone: str = Field(default="", max_length=16, pattern=r"^$|^\+[1-9][0-9]{6,14}$")  # E.164
+    preferred: Literal["email", "sms", "both"] = "both"
+    email_opt_out: bool = False
+    sms_opt_out: bool = False
+
+
+@router.get("/{account}/contact", responses={**AUTH_RESPONSES, 404: {"description": "no contact on file"}})
+def get_contact(account: str, hub: HubDep, request: Request, principal: Staff) -> ContactBody:
+    audit(request, principal, "contact.view", "account", account)  # before the read (SQLite write lock)
+    with hub.sessions() as session:
+        account_id = store.account_id(session, account)
+        found = store.contact(session, account_id) if account_id is not None else None
+    if found is None:
+        raise HTTPException(404, f"no contact preferences for account {account!r}")
+    return ContactBody.model_validate(asdict(found))
+
+
+@router.put("/{account}/contact", responses=AUTH_RESPONSES)
+def put_contact(account: str, body: ContactBody, hub: HubDep, request: Request, principal: Staff) -> ContactBody:
+    """Create or replace the account's contact preferences (audited in the same transaction)."""
+    with hub.sessions.begin() as session:
+        store.set_contact(session, account, store.Contact(body.email, body.phone, body.email_opt_out,
+                                                          body.sms_opt_out, body.preferred))
+        audit(request, principal, "contact.update", "account", account,
+              detail=f"preferred={body.preferred} email_opt_out={body.email_opt_out} "
+                     f"sms_opt_out={body.sms_opt_out}", session=session)
+    return body
+
+
+@router.get("/{account}/notices", responses=AUTH_RESPONSES)
+def list_notices(account: str, hub: HubDep, request: Request, principal: Staff) -> list[dict[str, object]]:
+    audit(request, principal, "notices.view", "account", account)
+    with hub.sessions() as session:
+        return store.notices_for(session, account=account)
