@@ -9,6 +9,7 @@ from api.bootstrap import Hub
 from api.openapi import document_errors
 from api.routes import accounts, fhir, health, pay, remittances, ui
 from api.routes import auth as auth_routes
+from api.routes import notice_contacts as notice_contact_routes
 from api.routes import ops as ops_routes
 from api.routes import payments as payment_routes
 from router.domain.errors import HubError, PermanentError
@@ -19,6 +20,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.hub = hub
     app.include_router(health.router)
     app.include_router(accounts.router)
+    app.include_router(notice_contact_routes.router)
     app.include_router(fhir.router)
     app.include_router(remittances.router)
     app.include_router(auth_routes.router)
