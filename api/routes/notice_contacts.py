@@ -8,9 +8,9 @@ on which channel, with what outcome, never the addresses.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 
 from api.deps import HubDep
@@ -19,6 +19,8 @@ from router.adapters import notice_store as store
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["notices"])
 Staff = Annotated[Principal, Depends(require(BILLING, SUPERVISOR))]
+Account = Annotated[str, Path(min_length=1, max_length=64)]  # accounts.number
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such account (or no contact on file)"}}
 
 
 class ContactBody(BaseModel):
@@ -31,8 +33,8 @@ class ContactBody(BaseModel):
     sms_opt_out: bool = False
 
 
-@router.get("/{account}/contact", responses={**AUTH_RESPONSES, 404: {"description": "no contact on file"}})
-def get_contact(account: str, hub: HubDep, request: Request, principal: Staff) -> ContactBody:
+@router.get("/{account}/contact", responses={**AUTH_RESPONSES, **NOT_FOUND})
+def get_contact(account: Account, hub: HubDep, request: Request, principal: Staff) -> ContactBody:
     audit(request, principal, "contact.view", "account", account)  # before the read (SQLite write lock)
     with hub.sessions() as session:
         account_id = store.account_id(session, account)
@@ -42,10 +44,12 @@ def get_contact(account: str, hub: HubDep, request: Request, principal: Staff) -
     return ContactBody.model_validate(asdict(found))
 
 
-@router.put("/{account}/contact", responses=AUTH_RESPONSES)
-def put_contact(account: str, body: ContactBody, hub: HubDep, request: Request, principal: Staff) -> ContactBody:
+@router.put("/{account}/contact", responses={**AUTH_RESPONSES, **NOT_FOUND})
+def put_contact(account: Account, body: ContactBody, hub: HubDep, request: Request, principal: Staff) -> ContactBody:
     """Create or replace the account's contact preferences (audited in the same transaction)."""
     with hub.sessions.begin() as session:
+        if store.account_id(session, account) is None:
+            raise HTTPException(404, f"no account {account!r}")
         store.set_contact(session, account, store.Contact(body.email, body.phone, body.email_opt_out,
                                                           body.sms_opt_out, body.preferred))
         audit(request, principal, "contact.update", "account", account,
@@ -55,7 +59,7 @@ def put_contact(account: str, body: ContactBody, hub: HubDep, request: Request, 
 
 
 @router.get("/{account}/notices", responses=AUTH_RESPONSES)
-def list_notices(account: str, hub: HubDep, request: Request, principal: Staff) -> list[dict[str, object]]:
+def list_notices(account: Account, hub: HubDep, request: Request, principal: Staff) -> list[dict[str, object]]:
     audit(request, principal, "notices.view", "account", account)
     with hub.sessions() as session:
         return store.notices_for(session, account=account)

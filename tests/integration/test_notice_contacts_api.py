@@ -37,6 +37,7 @@ def test_staff_set_contact_preferences_and_the_run_respects_the_opt_out(hub: Hub
     assert client.get(f"/api/v1/accounts/{account}/contact").json() == {**body, "email_opt_out": False}
     bad = client.put(f"/api/v1/accounts/{account}/contact", json={"phone": "555-0100", "preferred": "fax"})
     assert bad.status_code == 422 and {e["loc"][-1] for e in bad.json()["detail"]} == {"phone", "preferred"}
+    assert client.put(f"/api/v1/accounts/X{uid}/contact", json=body).status_code == 404  # no such account
 
     email, sms = Outbox(), Outbox()
     DunningRunner(hub.sessions, DunningPolicy.parse(), LinkSigner("c" * 40, 86400), email=email,
