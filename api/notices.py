@@ -7,6 +7,7 @@ Progress goes to stderr on a terminal only; ``--json`` prints one clean document
 from __future__ import annotations
 
 import csv
+import getpass
 import io
 import json
 import logging
@@ -31,6 +32,7 @@ from connectors.notify.runner import DunningRunner, NoticeBranding, PlanCheck, R
 from connectors.notify.sms import TwilioSms
 from connectors.notify.smtp import SmtpSender
 from router.adapters import notice_store as store
+from router.adapters.orm import AuditRow
 from router.domain.dunning import DunningPolicy
 from router.domain.errors import HubError
 from router.payments_queries import plan_is_current
@@ -111,11 +113,13 @@ def start_scheduler(hub: Hub, clock: Callable[[], date] = date.today) -> Callabl
     return stop_and_join
 
 
-def export_placements(sessions: sessionmaker[Session], folder: Path, *, accounts_like: str | None = None,
+def export_placements(sessions: sessionmaker[Session], folder: Path, *, actor: str = "system",
+                      accounts_like: str | None = None,
                       today: date | None = None) -> tuple[Path | None, list[dict[str, str]]]:
     """Write the placements not yet exported to a CSV for the agency (0600) and stamp them with the batch.
 
     The file is written before the stamp is committed: a failure leaves them unexported, to go out next time.
+    PHI leaves the hub here, so the export is audited (who, which batch, how many) in the same transaction.
     """
     batch = f"{(today or date.today()).strftime('%Y%m%d')}-{uuid.uuid4().hex[:8]}"
     with sessions.begin() as session:
@@ -135,6 +139,9 @@ def export_placements(sessions: sessionmaker[Session], folder: Path, *, accounts
         with os.fdopen(fd, "w", newline="") as fh:
             fh.write(buffer.getvalue())
         store.mark_exported(session, [p.id for p in placements], batch)
+        session.add(AuditRow(actor=actor, action="collections.export", message_id=batch, queue="",
+                             detail=f"{len(rows)} placements to {path.name}", object_type="collections_batch",
+                             source="cli", outcome="ok"))
     log.info("collections export batch %s: %s placements", batch, len(rows))
     return path, rows
 
@@ -233,11 +240,13 @@ def list_notices(account: Annotated[str | None, typer.Option(help="one account")
 @collections_app.command("export")
 def collections_export(
         folder: Annotated[Path | None, typer.Option("--dir", help="default: $RCMHUB_DATA_DIR/collections")] = None,
+        actor: Annotated[str | None, typer.Option("--actor", help="who exports (default: the OS user)")] = None,
         as_json: JsonFlag = False) -> None:
-    """Write the hand-offs not exported yet to a CSV file for the agency; each goes out once."""
+    """Write the hand-offs not exported yet to a CSV file for the agency; each goes out once (audited)."""
     hub = _cli_hub()
     try:
-        path, rows = export_placements(hub.sessions, folder or hub.settings.data_dir / "collections")
+        path, rows = export_placements(hub.sessions, folder or hub.settings.data_dir / "collections",
+                                       actor=actor or getpass.getuser())
     finally:
         hub.close()
     if as_json:

@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,9 @@ def test_run_due_sends_statements_and_hands_off_to_collections(tmp_path: Path, u
                                                                                       "2026-08-29", "4")
     again = json.loads(cli(["collections", "export", "--dir", str(tmp_path / "agency"), "--json"], env).stdout)
     assert again == {"file": None, "placements": 0}
+    with sqlite3.connect(tmp_path / "hub.db") as db:  # PHI left the hub: who, which batch, how many
+        audited = db.execute("SELECT actor, action, message_id, detail FROM audit_log "
+                             "WHERE action LIKE 'collections.%'").fetchall()
+    assert [(a[1], a[2], a[3]) for a in audited] == [
+        ("collections.export", Path(out["file"]).stem.removeprefix("collections-"),
+         f"1 placements to {Path(out['file']).name}")]
