@@ -6,6 +6,7 @@ timestamp check, each reported as its own error so the page can tell the patient
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
-from router.domain.errors import PermanentError
+from router.domain.errors import MappingError, PermanentError
 
 SALT = "rcmhub.pay-link.v1"
 
@@ -29,7 +30,7 @@ class LinkExpired(PermanentError):
 class LinkSigner:
     def __init__(self, secret: str, ttl_seconds: int, clock: Callable[[], float] = time.time) -> None:
         if len(secret) < 32:
-            raise ValueError("the pay-link secret must be at least 32 characters")
+            raise MappingError("the pay-link secret must be at least 32 characters", location="pay_link_secret")
         self.ttl_seconds = ttl_seconds
 
         class _ClockedSigner(TimestampSigner):
@@ -60,10 +61,15 @@ def new_link_id() -> str:
 
 def load_or_create_secret(path: Path) -> str:
     """The embedded mode's signing key: made once (0600) beside the database, so links survive restarts."""
-    if path.exists():
-        return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    path.touch(mode=0o600)
-    path.write_text(secret)
-    return secret
+    try:  # O_EXCL: two processes starting together agree on the one key that was written first
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # the other process may still be writing it
+            if secret := path.read_text().strip():
+                return secret
+            time.sleep(0.01)
+        raise MappingError(f"the pay-link key file {path} is empty", location="pay_link_secret") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
