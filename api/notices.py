@@ -85,13 +85,18 @@ def start_scheduler(hub: Hub, clock: Callable[[], date] = date.today) -> Callabl
     """Run the dunning cycle every ``dunning_interval_seconds`` in a daemon thread; returns the stop function.
 
     A run on a day already run decides nothing new and only retries failed deliveries, so an hourly interval
-    sends each notice once and catches up after downtime.
+    sends each notice once and catches up after downtime. With no SMTP server and no SMS provider configured
+    the scheduler stays off: otherwise the cycle would march accounts to collections on notices nobody got
+    (``rcmhub notices run-due`` still runs it on request).
     """
     interval = hub.settings.dunning_interval_seconds
     stop = threading.Event()
     if interval <= 0:
         return stop.set
     runner = build_runner(hub)
+    if not runner.enabled:
+        log.warning("dunning scheduler off: no SMTP host and no SMS provider configured")
+        return stop.set
 
     def loop() -> None:
         while not stop.is_set():
@@ -170,6 +175,9 @@ def run_due(today: Annotated[str | None, typer.Option(help="the run's date, YYYY
     hub = _cli_hub()
     try:
         runner = build_runner(hub)
+        if not runner.enabled:
+            err.print("[yellow]warning:[/] no SMTP host and no SMS provider configured: notices are recorded as "
+                      "suppressed (channel_off), and the cycle still advances")
         with Progress(TextColumn("dunning"), BarColumn(), MofNCompleteColumn(), console=err, transient=True,
                       disable=not err.is_terminal) as progress:
             task = progress.add_task("accounts", total=None)

@@ -130,18 +130,22 @@ def test_serve_s_scheduler_runs_the_cycle_in_a_thread_and_stops(tmp_path: Path, 
     from api.notices import start_scheduler
     from api.settings import Settings
 
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}", data_dir=tmp_path, amqp_url="",
-                        dunning_interval_seconds=3600)
-    own = build(settings)
+    own = build(Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}", data_dir=tmp_path, amqp_url="",
+                         dunning_interval_seconds=3600))
     try:
-        _owing(own, uid, 1, prefix="T")
-        stop = start_scheduler(own, clock=lambda: D0)
-        deadline = time.monotonic() + 20
-        while not _rows(own, f"T{uid}%") and time.monotonic() < deadline:
-            time.sleep(0.05)
-        stop()
+        [account] = _owing(own, uid, 1, prefix="T")
+        start_scheduler(own, clock=lambda: D0)()  # no channel configured: stays off
+        assert _rows(own, f"T{uid}%") == []
+        with smtp_server() as (sink, port):
+            own.settings.smtp_host, own.settings.smtp_port, own.settings.smtp_starttls = "127.0.0.1", port, False
+            own.settings.smtp_from = "billing@clinic.test"
+            stop = start_scheduler(own, clock=lambda: D0)
+            deadline = time.monotonic() + 20
+            while not sink.to(f"{account.lower()}@example.test") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            stop()
         [row] = _rows(own, f"T{uid}%")
-        assert (row["kind"], row["due_on"], row["reason"]) == ("statement", D0.isoformat(), "channel_off")
+        assert (row["kind"], row["due_on"], row["status"]) == ("statement", D0.isoformat(), "sent")
         assert (tmp_path / "secrets" / "pay-link.key").stat().st_mode & 0o077 == 0  # made once, private
     finally:
         own.close()
