@@ -191,8 +191,8 @@ def account_detail(session: Session, number: str, ledger_limit: int = 500) -> di
         return None
     aid = account.id
     by = session.execute(
-        select(LedgerRow.responsibility, func.coalesce(LedgerRow.payer, ""), func.sum(LedgerRow.amount_cents))
-        .where(LedgerRow.account_id == aid).group_by(LedgerRow.responsibility, func.coalesce(LedgerRow.payer, ""))
+        select(LedgerRow.responsibility, LedgerRow.payer, func.sum(LedgerRow.amount_cents))
+        .where(LedgerRow.account_id == aid).group_by(LedgerRow.responsibility, LedgerRow.payer)
     ).all()
     insurance = sum((c for r, _, c in by if r == "insurance"), 0)
     patient = sum((c for r, _, c in by if r == "patient"), 0)
@@ -218,7 +218,7 @@ def account_detail(session: Session, number: str, ledger_limit: int = 500) -> di
         "balances": {"insurance": from_cents(insurance), "patient": from_cents(patient),
                      "total": from_cents(insurance + patient)},
         "by_payer": [{"responsibility": r, "payer": p or None, "balance": from_cents(c)}
-                     for r, p, c in sorted(by, key=lambda t: (t[0], t[1])) if c],
+                     for r, p, c in sorted(by, key=lambda t: (t[0], t[1] or "")) if c],
         "patients": [{"mrn": m, "family": f, "given": g, "birth_date": b} for m, f, g, b in patients],
         "coverages": [{"sequence": s, "payer_id": p, "payer_name": n, "member_id": m, "plan": pl}
                       for s, p, n, m, pl in coverages],

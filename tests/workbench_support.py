@@ -39,13 +39,20 @@ def bill(hub: Hub, uid: str, *, suffix: str = "", lines: tuple[tuple[str, str], 
     account, claim = f"A{uid}", f"V{uid}{suffix}"
     charges = tuple(ChargeLine(n, SERVICE, code, Decimal(amount)) for n, (code, amount) in enumerate(lines, 1))
     assert hub.local_bus is not None
-    hub.local_bus.handle(PostCharges(f"test:{claim}", account, claim, Patient(f"MRN{uid}", "DOE", "JANE"), charges,
+    patient = Patient(f"MRN{uid}", family(uid), "JANE")
+    hub.local_bus.handle(PostCharges(f"test:{claim}", account, claim, patient, charges,
                                      coverages=(Coverage(1, "99999", "ACME HEALTH", f"MX{uid}{suffix}"),)))
     return claim
 
 
-def remit(hub: Hub, claim: ClaimSpec, trace: str) -> None:
-    data = render_835([RemittanceSpec((claim,), trace_number=trace, control_number=trace[-4:])]).encode()
+def family(uid: str) -> str:
+    """A last name of this test's own: on a shared database the matcher's name search must find only ours."""
+    return f"ZED{uid}"
+
+
+def remit(hub: Hub, claim: ClaimSpec, trace: str, uid: str) -> None:
+    text_835 = render_835([RemittanceSpec((claim,), trace_number=trace, control_number=trace[-4:])])
+    data = text_835.replace("NM1*QC*1*DOE*JANE*", f"NM1*QC*1*{family(uid)}*JANE*").encode()
     report = hub.intake.ingest(data, f"{trace}.835")
     assert not report.rejected, report.as_json()
 
@@ -70,7 +77,7 @@ def unmatched_case(hub: Hub, uid: str) -> Case:
     claim = bill(hub, uid)
     spec, paid, co, pr = paid_claim(f"X{uid}", f"I{uid}")
     trace = f"U{uid}"
-    remit(hub, spec, trace)
+    remit(hub, spec, trace, uid)
     exception_id, version = exception_of(hub, trace, "unmatched_claim")
     return Case(f"A{uid}", claim, exception_id, version, paid, co, pr, trace)
 
@@ -81,7 +88,7 @@ def denied_case(hub: Hub, uid: str, suffix: str = "D") -> Case:
     lines = (LineSpec("99213", Decimal("100.00"), (Cas("CO", "50", Decimal("100.00")),)),
              LineSpec("85025", Decimal("50.00"), (Cas("CO", "50", Decimal("50.00")),)))
     trace = f"D{uid}{suffix}"
-    remit(hub, ClaimSpec(claim, lines, payer_claim_number=f"I{uid}{suffix}"), trace)
+    remit(hub, ClaimSpec(claim, lines, payer_claim_number=f"I{uid}{suffix}"), trace, uid)
     exception_id, version = exception_of(hub, trace, "denial")
     return Case(f"A{uid}", claim, exception_id, version, Decimal(0), Decimal(0), Decimal(0), trace)
 
@@ -90,8 +97,8 @@ def overpaid_case(hub: Hub, uid: str, suffix: str = "O") -> Case:
     """A claim paid twice by two remittances: the second leaves an insurance credit balance of ``paid``."""
     claim = bill(hub, uid, suffix=suffix)
     spec, paid, co, pr = paid_claim(claim, f"I{uid}{suffix}")
-    remit(hub, spec, f"P{uid}{suffix}")
-    remit(hub, ClaimSpec(claim, spec.lines, payer_claim_number=f"J{uid}{suffix}"), f"Q{uid}{suffix}")
+    remit(hub, spec, f"P{uid}{suffix}", uid)
+    remit(hub, ClaimSpec(claim, spec.lines, payer_claim_number=f"J{uid}{suffix}"), f"Q{uid}{suffix}", uid)
     exception_id, version = exception_of(hub, f"Q{uid}{suffix}", "credit_balance")
     return Case(f"A{uid}", claim, exception_id, version, paid, co, pr, f"Q{uid}{suffix}")
 
