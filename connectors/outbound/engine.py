@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -33,7 +33,7 @@ from tenacity import (
 from connectors.outbound.config import Destination, Destinations
 from connectors.outbound.errors import RetryLater
 from connectors.outbound.relay import OutboxRelay, Publish
-from connectors.outbound.store import DEAD, DELIVERED, PENDING, DeliveryStore
+from connectors.outbound.store import DEAD, DELIVERED, PENDING, DeliveryStore, Job
 from connectors.outbound.transports import Transport, transport_for
 from router.adapters.orm import OutboxRow
 from router.adapters.orm_outbound import DeliveryRow
@@ -65,6 +65,31 @@ class DestinationWorker:
             return MISSING  # not committed yet (or another database): the caller retries later
         if job.status != PENDING:
             return job.status
+        status = self._send(job)
+        if status == DELIVERED:
+            self.store.delivered(job.id)
+        return status
+
+    def deliver_batch(self, ids: Sequence[int], group: int = 50) -> None:
+        """The embedded loop: jobs loaded in one query, ``delivered`` written for up to ``group`` at a time.
+
+        Grouping the status writes (one commit per group, not per message) matters on PostgreSQL; a crash
+        before a group is written re-sends those messages, which the EMR dedupes by MSH-10/FT1-2/identifier.
+        """
+        done: list[int] = []
+        try:
+            for job in self.store.load_many(ids):
+                if self.stop.is_set():
+                    break
+                if self._send(job) == DELIVERED:
+                    done.append(job.id)
+                    if len(done) >= group:
+                        self.store.delivered(*done)
+                        done = []
+        finally:
+            self.store.delivered(*done)
+
+    def _send(self, job: Job) -> str:
         budget = self.destination.retry
         remaining = budget.attempts - job.attempts
         if remaining <= 0:
@@ -101,7 +126,6 @@ class DestinationWorker:
                 return PENDING
             self.store.dead(job.id, f"retries exhausted: {reason_of(exc)}", attempted=False)
             return self._dead(job.id, job.trace_id, f"retries exhausted ({type(exc).__name__})")
-        self.store.delivered(job.id)
         self.delivered += 1
         log.info("delivered %d to %s trace=%s", job.id, job.destination, job.trace_id)
         return DELIVERED
@@ -119,10 +143,7 @@ class DestinationWorker:
         while not self.stop.is_set():
             try:
                 ids = self.store.next_pending(self.destination.name, after=0)
-                for delivery_id in ids:
-                    if self.stop.is_set():
-                        break
-                    self.deliver(delivery_id)
+                self.deliver_batch(ids)
             except Exception as exc:  # the database away, or a bug: keep the thread, the rows stay pending
                 log.error("destination %s worker: %s", self.destination.name, type(exc).__name__)
                 ids = []

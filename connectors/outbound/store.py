@@ -66,6 +66,14 @@ class DeliveryStore:
             return Job(r.id, r.destination, r.format, r.trace_id, r.method, r.path, r.condition, r.payload,
                        r.attempts, r.status, r.created_at)
 
+    def load_many(self, ids: Sequence[int]) -> list[Job]:
+        """Jobs of ``ids`` still pending, in id order (one query for a batch of the embedded loop)."""
+        with self.sessions() as s:
+            return [Job(r.id, r.destination, r.format, r.trace_id, r.method, r.path, r.condition, r.payload,
+                        r.attempts, r.status, r.created_at)
+                    for r in s.scalars(select(DeliveryRow).where(DeliveryRow.id.in_(list(ids)), DeliveryRow.status
+                                                                 == PENDING).order_by(DeliveryRow.id))]
+
     def next_pending(self, destination: str, after: int, limit: int = 100) -> list[int]:
         with self.sessions() as s:
             return list(s.scalars(select(DeliveryRow.id).where(
@@ -75,9 +83,14 @@ class DeliveryStore:
     def attempted(self, delivery_id: int, error: str) -> None:
         self._set(delivery_id, attempts=DeliveryRow.attempts + 1, last_error=error[:500])
 
-    def delivered(self, delivery_id: int) -> None:
+    def delivered(self, *delivery_ids: int) -> None:
+        """Mark delivered (several in one statement: the embedded loop groups its status writes)."""
+        if not delivery_ids:
+            return
         now = utcnow()
-        self._set(delivery_id, attempts=DeliveryRow.attempts + 1, status=DELIVERED, delivered_at=now)
+        with self.sessions() as s, s.begin():
+            s.execute(update(DeliveryRow).where(DeliveryRow.id.in_(delivery_ids)).values(
+                updated_at=now, attempts=DeliveryRow.attempts + 1, status=DELIVERED, delivered_at=now))
 
     def dead(self, delivery_id: int, reason: str, *, attempted: bool = True) -> None:
         changes: dict[str, object] = {"status": DEAD, "last_error": reason[:500]}

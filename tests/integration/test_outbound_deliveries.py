@@ -73,9 +73,20 @@ def _named(rows: list[dict[str, object]], name: str, uid: str) -> list[dict[str,
     return [r for r in rows if r["destination"] == f"{name}-{uid.lower()}"]
 
 
+def _relayed(hub: Hub, uid: str) -> bool:
+    """Every outbox row of this test's remittances is relayed (its deliveries, if any, are planned)."""
+    with hub.sessions() as session:
+        marks = list(session.scalars(select(OutboxRow.published_at).where(
+            OutboxRow.event_type == "RemittancePosted", OutboxRow.source_id.contains(f"DEMO{uid}"))))
+    return len(marks) == 2 and None not in marks
+
+
 def _settled(hub: Hub, uid: str, timeout: float = 30.0, destination: str | None = None) -> list[dict[str, object]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if not _relayed(hub, uid):
+            time.sleep(0.05)
+            continue
         rows = [r for r in _rows(hub, _traces(hub, uid))
                 if destination in (None, r["destination"]) and str(r["destination"]).endswith(uid.lower())]
         if rows and all(r["status"] != "pending" for r in rows):

@@ -12,7 +12,7 @@ from outbound_peers import Hl7Peer
 from rabbitmq_support import FAST_TIERS, declared, depth, test_topology, wait_for
 from services import amqp_url
 from sqlalchemy import select
-from test_outbound_deliveries import _destinations, _feed, _named, _rows, _traces, mllp
+from test_outbound_deliveries import _destinations, _feed, _named, _relayed, _rows, _traces, mllp
 
 from api.bootstrap import Hub
 from connectors.outbound.amqp import delete_destinations, destination_queue, outbound_workers
@@ -45,6 +45,8 @@ def test_jobs_go_confirmed_to_per_destination_queues_and_a_dead_destination_hold
             _feed(hub, uid)
 
             def up_done() -> bool:
+                if not _relayed(hub, uid):
+                    return False
                 rows = _named(_rows(hub, _traces(hub, uid)), "up", uid)
                 return bool(rows) and all(r["status"] == "delivered" for r in rows)
 
