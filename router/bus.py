@@ -71,7 +71,8 @@ def to_json(message: Command | Event) -> str:
 
 
 def digest(command: Command) -> str:
-    return hashlib.sha256(f"{type(command).__name__}:{to_json(command)}".encode()).hexdigest()
+    content = json.dumps(_plain(command.fingerprint_content()), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(f"{type(command).__name__}:{content}".encode()).hexdigest()
 
 
 def ordering_keys(command: Command) -> tuple[str, ...]:

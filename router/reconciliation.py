@@ -112,7 +112,7 @@ def post_remittance(cmd: PostRemittance, uow: UnitOfWork, policy: PostingPolicy)
     if posted + held + plb_cash != remit.payment_amount:
         raise DomainViolation(f"cash not conserved for TRN {remit.trace_number}: posted {fmt(posted)} + held "
                               f"{fmt(held)} + PLB {fmt(plb_cash)} ≠ BPR02 {fmt(remit.payment_amount)}")
-    uow.ledger.append(entries)
+    uow.ledger.append_new(entries)  # keys derive from ``sid``, which the inbox has not seen
     repo.add_plb(sid, row.id, plb_rows)
     exceptions = [(d, claim_row_ids[i]) for d, i in drafts] + [(d, None) for d in plb_drafts]
     repo.add_exceptions(sid, row.id, remit.payer_id, exceptions)

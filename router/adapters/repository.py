@@ -9,7 +9,7 @@ from typing import cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from router.adapters.bulk import insert_rows
+from router.adapters.bulk import COPY_FROM, copy_new_rows, insert_rows
 from router.adapters.orm import (
     AccountRow,
     AppointmentRow,
@@ -23,7 +23,7 @@ from router.adapters.orm import (
     PatientRow,
     utcnow,
 )
-from router.domain.errors import DomainViolation
+from router.domain.errors import ConcurrencyConflict, DomainViolation
 from router.domain.ledger import EntryKind, LedgerEntry, Responsibility
 from router.domain.matching import normalize_pcn
 from router.domain.model import ChargeLine, Claim, Coverage, Patient
@@ -189,17 +189,28 @@ class LedgerRepository:
         table = cast(Table, LedgerRow.__table__)
         return len(insert_rows(self.session, table, values, ["id"], conflict=["idempotency_key"]))
 
+    def append_new(self, entries: Sequence[LedgerEntry]) -> None:
+        """Insert entries whose idempotency keys are new by construction (derived from a source id the inbox
+        has not seen, e.g. a remittance's legs). On PostgreSQL many go straight through COPY
+        (``bulk.copy_new_rows``); a key that exists anyway means a concurrent writer: ``ConcurrencyConflict``."""
+        if self.session.get_bind().dialect.name != "postgresql" or len(entries) < COPY_FROM:
+            if self.append(entries) != len(entries):
+                raise ConcurrencyConflict("a concurrent transaction posted the same ledger keys")
+            return
+        now = utcnow()
+        # Built before the COPY opens: resolving an id may query, and the connection is busy during a COPY.
+        rows = [(*self._values(e), now) for e in entries]
+        copy_new_rows(self.session, cast(Table, LedgerRow.__table__), [*_LEDGER_FIELDS, "posted_at"], rows)
+
     def _row(self, e: LedgerEntry) -> dict[str, object]:
-        claim_id = self.claims.id_for(e.claim) if e.claim else None
-        return {
-            "account_id": self.accounts.id_for(e.account), "claim_id": claim_id, "line_no": e.charge_line,
-            "kind": e.kind.value, "responsibility": e.responsibility.value, "amount_cents": to_cents(e.amount),
-            "source_id": e.source_id, "idempotency_key": e.idempotency_key, "reverses": e.reverses,
-            "reversed_kind": e.reversed_kind.value if e.reversed_kind else None,
-            "effective_date": e.effective_date, "payer": e.payer, "coverage_seq": e.coverage_seq,
-            "trace_number": e.trace_number, "payer_claim_number": e.payer_claim_number,
-            "group_code": e.group_code, "reason_code": e.reason_code, "memo": e.memo,
-        }
+        return dict(zip(_LEDGER_FIELDS, self._values(e), strict=True))
+
+    def _values(self, e: LedgerEntry) -> tuple[object, ...]:
+        """Column values in ``_LEDGER_FIELDS`` order."""
+        return (self.accounts.id_for(e.account), self.claims.id_for(e.claim) if e.claim else None, e.charge_line,
+                e.kind.value, e.responsibility.value, to_cents(e.amount), e.source_id, e.idempotency_key,
+                e.reverses, e.reversed_kind.value if e.reversed_kind else None, e.effective_date, e.payer,
+                e.coverage_seq, e.trace_number, e.payer_claim_number, e.group_code, e.reason_code, e.memo)
 
     def get(self, idempotency_key: str) -> LedgerEntry | None:
         row = self.session.scalar(select(LedgerRow).where(LedgerRow.idempotency_key == idempotency_key))
@@ -243,3 +254,8 @@ class OutboxRepository:
     def add(self, rows: Iterable[tuple[str, str, str]]) -> None:
         """Each row: (event type, source id, JSON payload)."""
         self.session.add_all(OutboxRow(event_type=t, source_id=s, payload=p) for t, s, p in rows)
+
+
+_LEDGER_FIELDS = ("account_id", "claim_id", "line_no", "kind", "responsibility", "amount_cents", "source_id",
+                  "idempotency_key", "reverses", "reversed_kind", "effective_date", "payer", "coverage_seq",
+                  "trace_number", "payer_claim_number", "group_code", "reason_code", "memo")

@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from router.domain.codes import DENIAL_CARCS
 from router.domain.exceptions import Candidate, ExceptionDraft, ExceptionType
-from router.domain.ledger import EntryKind, LedgerEntry, Responsibility, changed, reversal_of, transfer_legs
+from router.domain.ledger import EntryKind, LedgerEntry, Responsibility, reversal_of, transfer_legs
 from router.domain.model import ChargeLine
 from router.domain.money import ZERO, fmt
 from router.domain.remittance import Cas, RemitClaim, RemitLine, Remittance
@@ -121,26 +121,28 @@ def post_claim(remit: Remittance, index: int, claim: RemitClaim, state: ClaimSta
 
 def _line_entries(base: LedgerEntry, key: str, line: ChargeLine | None, paid: Decimal, adjustments: Sequence[Cas],
                   next_payer: bool, policy: PostingPolicy) -> list[LedgerEntry]:
-    line_base = changed(base, charge_line=line.line_no if line else None)
+    # Entries are built from one dict of the shared fields (``changed`` per intermediate step built and
+    # validated ~40% more entries than are kept: ~250,000 for a 10,000-claim 835).
+    common = {**base.__dict__, "charge_line": line.line_no if line else None}
     out: list[LedgerEntry] = []
     if paid:
-        out.append(changed(line_base, amount=-paid, idempotency_key=f"{key}:pay"))
+        out.append(LedgerEntry(**{**common, "amount": -paid, "idempotency_key": f"{key}:pay"}))
     for i, cas in enumerate(adjustments, start=1):
-        adj = changed(line_base, idempotency_key=f"{key}:cas{i}", group_code=cas.group, reason_code=cas.reason)
+        adj = {**common, "idempotency_key": f"{key}:cas{i}", "group_code": cas.group, "reason_code": cas.reason}
         if cas.group == "PR":
             if next_payer or not cas.amount:
                 continue  # stays insurance A/R: the next payer is billed for it
             to_patient = cas.amount > 0
-            out += transfer_legs(changed(
-                adj, amount=abs(cas.amount),
-                kind=EntryKind.TRANSFER_TO_PATIENT if to_patient else EntryKind.TRANSFER_TO_INSURANCE,
-                responsibility=Responsibility.PATIENT if to_patient else Responsibility.INSURANCE))
+            out += transfer_legs(LedgerEntry(**{
+                **adj, "amount": abs(cas.amount),
+                "kind": EntryKind.TRANSFER_TO_PATIENT if to_patient else EntryKind.TRANSFER_TO_INSURANCE,
+                "responsibility": Responsibility.PATIENT if to_patient else Responsibility.INSURANCE}))
             continue
         if cas.group == "OA" and cas.reason in policy.oa_ignored_reasons:
             continue
         kind = {"CO": EntryKind.CONTRACTUAL_ADJUSTMENT, "OA": policy.oa_kind, "PI": policy.pi_kind}.get(
             cas.group, EntryKind.PAYER_ADJUSTMENT)
-        out.append(changed(adj, kind=kind, amount=-cas.amount))
+        out.append(LedgerEntry(**{**adj, "kind": kind, "amount": -cas.amount}))
     return out
 
 

@@ -29,7 +29,7 @@ def test_ledger_rows_cannot_be_updated_through_the_api_surface() -> None:
     from router.adapters.repository import LedgerRepository
 
     public = {name for name in dir(LedgerRepository) if not name.startswith("_")}
-    assert public == {"append", "get", "is_reversed", "for_account"}
+    assert public == {"append", "append_new", "get", "is_reversed", "for_account"}
 
 
 def test_the_same_command_from_eight_threads_posts_once(hub: Hub, uid: str) -> None:
@@ -72,3 +72,25 @@ def test_unit_of_work_rolls_back_unless_committed(hub: Hub, uid: str) -> None:
         uow.commit()
     with hub.uow_factory() as uow:
         assert uow.ledger.get(f"k{uid}") == entry
+
+
+def test_many_new_ledger_legs_post_in_one_go_and_a_clash_is_a_concurrency_conflict(hub: Hub, uid: str) -> None:
+    """``append_new`` (COPY straight into the table on PostgreSQL) posts every leg; the same keys again
+    (only a concurrent writer of the same source can do that) raise ConcurrencyConflict, not a raw error."""
+    import pytest
+
+    from router.domain.errors import ConcurrencyConflict
+    from router.domain.ledger import EntryKind, LedgerEntry, Responsibility
+
+    legs = [LedgerEntry(f"A{uid}", EntryKind.PATIENT_PAYMENT, Responsibility.PATIENT, Decimal("-1.25"),
+                        f"bulk:{uid}:{i}", f"bulk:{uid}") for i in range(120)]
+    with hub.uow_factory() as uow:
+        uow.ledger.append_new(legs)
+        uow.commit()
+    with hub.sessions() as s:
+        assert account_balances(s, f"A{uid}").patient == Decimal("-150.00")  # type: ignore[union-attr]
+    with pytest.raises(ConcurrencyConflict), hub.uow_factory() as uow:
+        uow.ledger.append_new(legs)
+        uow.commit()
+    with hub.sessions() as s:
+        assert account_balances(s, f"A{uid}").patient == Decimal("-150.00")  # type: ignore[union-attr]
