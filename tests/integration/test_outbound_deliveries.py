@@ -334,3 +334,21 @@ def test_threads_stop_promptly(hub: Hub, uid: str) -> None:
     engine.stop()
     assert time.monotonic() - started < 2 and not any(t.is_alive() for t in engine.threads if t is not
                                                       threading.current_thread())
+
+
+def test_serve_refuses_to_start_on_an_invalid_destinations_file(hub: Hub, tmp_path: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    bad = tmp_path / "destinations.yaml"
+    bad.write_text("destinations:\n  - name: emr\n    formats: [hl7v2-dft]\n    transport: {mllp: {host: h}}\n")
+    monkeypatch.setenv("RCMHUB_DATABASE_URL", hub.settings.database_url)
+    monkeypatch.setenv("RCMHUB_DATA_DIR", str(hub.settings.data_dir))
+    monkeypatch.setenv("RCMHUB_DESTINATIONS", str(bad))
+    monkeypatch.setenv("RCMHUB_MLLP_PORT", "0")
+    result = CliRunner().invoke(app, ["serve"])
+    assert result.exit_code == 1
+    assert "destinations[0].transport.mllp.port" in " ".join(result.output.split()) and "Field required" in \
+        result.output

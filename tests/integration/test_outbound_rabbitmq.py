@@ -7,9 +7,10 @@ import socket
 import threading
 from collections.abc import Sequence
 
+import pika
 import pytest
 from outbound_peers import Hl7Peer
-from rabbitmq_support import FAST_TIERS, declared, depth, test_topology, wait_for
+from rabbitmq_support import FAST_TIERS, declared, depth, drain, test_topology, wait_for
 from services import amqp_url
 from sqlalchemy import select
 from test_outbound_deliveries import _destinations, _feed, _named, _relayed, _rows, _traces, mllp
@@ -97,3 +98,40 @@ def test_outbox_rows_stay_unpublished_until_the_broker_confirms(hub: Hub, uid: s
     with hub.sessions() as session:
         assert all(p is not None for p in session.scalars(select(OutboxRow.published_at).where(
             OutboxRow.source_id.contains(f"DEMO{uid}"))))
+
+
+def test_a_rabbitmq_destination_receives_the_rendered_messages_confirmed(hub: Hub, uid: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_outbound_deliveries import _settled
+
+    from connectors.outbound.engine import OutboundEngine
+
+    url = amqp_url()
+    monkeypatch.setenv("RCMHUB_TEST_EMR_AMQP", url)
+    exchange, queue = f"emr-test-{uid.lower()}", f"emr-test-{uid.lower()}.results"
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.exchange_declare(exchange, "direct")
+    channel.queue_declare(queue, arguments={"x-queue-type": "quorum"}, durable=True)
+    channel.queue_bind(queue, exchange, routing_key="results")
+    try:
+        spec = {"name": "bus", "formats": ["hl7v2-dft", "fhir"],
+                "transport": {"amqp": {"url_env": "RCMHUB_TEST_EMR_AMQP", "exchange": exchange,
+                                       "routing_key": "results"}}}
+        engine = OutboundEngine(hub.sessions, _destinations(uid, spec), idle_seconds=0.05).start()
+        try:
+            _feed(hub, uid)
+            rows = _settled(hub, uid)
+        finally:
+            engine.stop()
+        assert rows and all(r["status"] == "delivered" for r in rows)
+        got = drain(channel, queue)
+        assert len(got) == len(rows)
+        formats = sorted(str(p.headers["x-rcmhub-format"]) for p, _ in got)
+        assert formats == sorted(str(r["format"]) for r in rows)
+        assert all(body.startswith(b"MSH|") for p, body in got if p.headers["x-rcmhub-format"] == "hl7v2-dft")
+        assert {p.correlation_id for p, _ in got} <= {r["trace"] for r in rows}
+    finally:
+        channel.queue_delete(queue)
+        channel.exchange_delete(exchange)
+        connection.close()
