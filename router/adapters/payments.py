@@ -181,7 +181,3 @@ def claim_due(sessions: sessionmaker[Session], *, today: date, now: datetime, st
                 claimed.append(DueCharge(r.id, r.number, r.plan_ref, r.seq, attempt, from_cents(r.amount_cents),
                                          r.customer_ref, r.payment_method_ref))
     return claimed
-
-
-# Part B (dunning) looks the plan status up here; the query itself lives on the read side.
-from router.payments_queries import plan_is_current as plan_is_current  # noqa: E402
