@@ -72,7 +72,7 @@ def plan_check(hub: Hub) -> PlanCheck:
 def build_runner(hub: Hub, *, plan_is_current: PlanCheck | None = None) -> DunningRunner:
     s = hub.settings
     email = (SmtpSender(s.smtp_host, s.smtp_port, s.smtp_from, starttls=s.smtp_starttls, username=s.smtp_username,
-                        password=s.smtp_password.get_secret_value()) if s.smtp_host else None)
+                        password=s.smtp_password.get_secret_value(), ca_file=s.smtp_ca_file) if s.smtp_host else None)
     sms = (TwilioSms(s.sms_base_url, s.sms_account_sid, s.sms_auth_token.get_secret_value(), s.sms_from)
            if s.sms_base_url else None)
     return DunningRunner(hub.sessions, DunningPolicy.parse(s.dunning_schedule, s.dunning_min_balance),

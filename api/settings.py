@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
+    smtp_ca_file: str = ""  # a private CA for the SMTP server's certificate (STARTTLS); empty: system trust
     sms_base_url: str = ""  # https://api.twilio.com, or any provider compatible with its Messages API
     sms_account_sid: str = ""
     sms_auth_token: SecretStr = SecretStr("")

@@ -56,10 +56,11 @@ class MailSink:
 
 
 @contextmanager
-def smtp_server() -> Iterator[tuple[MailSink, int]]:
+def smtp_server(**smtp_options: Any) -> Iterator[tuple[MailSink, int]]:
+    """aiosmtpd on a free port; ``smtp_options`` go to its SMTP class (tls_context, require_starttls, ...)."""
     sink = MailSink()
     port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller = Controller(sink, hostname="127.0.0.1", port=port, **smtp_options)
     controller.start()
     try:
         yield sink, port

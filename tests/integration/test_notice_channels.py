@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ssl
+import subprocess
+from pathlib import Path
+
 import pytest
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from notify_support import FakeTwilio, free_port, sms_provider, smtp_server
 
 from connectors.notify import NotifyRejected, RecipientOptedOut
@@ -27,6 +32,39 @@ def test_an_email_notice_is_delivered_to_a_real_smtp_server_with_text_and_html()
     html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "$123.45" in text and "http://hub.test/pay/TOKEN.sig" in text and "2026-02-01" in text
     assert 'href="http://hub.test/pay/TOKEN.sig"' in html and "collections agency" in html
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_starttls_and_login_against_a_server_that_requires_them(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+
+    def authenticator(server: object, session: object, envelope: object, mechanism: str,
+                      data: object) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"hub", b"s3cret")
+        return AuthResult(success=ok, handled=False)  # handled=False: the server sends the 235/535 itself
+
+    with smtp_server(tls_context=server_tls, require_starttls=True, auth_required=True,
+                     authenticator=authenticator) as (sink, port):
+        # Set-up problems are transient for a notice: it goes out once the configuration is fixed.
+        with pytest.raises(DeliveryFailed, match="530"):  # plain text is refused by this server
+            SmtpSender("127.0.0.1", port, "billing@clinic.test").send("pat@example.test", "s", "t")
+        with pytest.raises(DeliveryFailed, match="SSLCertVerificationError"):  # its CA is not trusted
+            SmtpSender("127.0.0.1", port, "billing@clinic.test", starttls=True).send("pat@example.test", "s", "t")
+        with pytest.raises(DeliveryFailed, match="535"):
+            SmtpSender("127.0.0.1", port, "billing@clinic.test", starttls=True, username="hub", password="wrong",
+                       ca_file=str(cert)).send("pat@example.test", "s", "t")
+        SmtpSender("127.0.0.1", port, "billing@clinic.test", starttls=True, username="hub", password="s3cret",
+                   ca_file=str(cert)).send("pat@example.test", "Statement", "text")
+    assert [m["Subject"] for m in sink.to("pat@example.test")] == ["Statement"]
 
 
 def test_html_notices_escape_what_they_interpolate() -> None:
