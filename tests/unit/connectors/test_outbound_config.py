@@ -84,3 +84,31 @@ def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
     assert 25 <= (retry_after(httpx.Response(503, headers={"Retry-After": later})) or 0) <= 31
     assert retry_after(httpx.Response(503)) is None
     assert retry_after(httpx.Response(503, headers={"Retry-After": "soon"})) is None
+
+
+def test_fhir_client_credentials_token_is_fetched_cached_and_refreshed_once_on_401(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.outbound.config import FhirAuth
+    from connectors.outbound.store import Job
+    from connectors.outbound.transports import FhirSender
+
+    monkeypatch.setenv("RCMHUB_TEST_FHIR_SECRET", "s3cret")
+    seen: list[tuple[str, str]] = []
+    tokens = iter(["tok1", "tok2"])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            assert b"client_secret=s3cret" in request.content and b"grant_type=client_credentials" in request.content
+            return httpx.Response(200, json={"access_token": next(tokens), "expires_in": 3600})
+        seen.append((request.headers["Authorization"], request.headers.get("If-None-Exist", "")))
+        return httpx.Response(401 if len(seen) == 2 else 201)
+
+    auth = FhirAuth.model_validate({"client_credentials": {"token_url": "http://emr/token", "client_id": "hub",
+                                                           "client_secret_env": "RCMHUB_TEST_FHIR_SECRET"}})
+    sender = FhirSender("http://emr/fhir", auth, 5, client=httpx.Client(transport=httpx.MockTransport(handler)))
+    job = Job(1, "emr", "fhir", "t", "POST", "ClaimResponse", "identifier=urn:x|1", "{}", 0, "pending",
+              datetime.now(UTC))
+    sender.send(job)
+    sender.send(job)  # 401: one new token, then accepted
+    assert seen == [("Bearer tok1", "identifier=urn:x|1"), ("Bearer tok1", "identifier=urn:x|1"),
+                    ("Bearer tok2", "identifier=urn:x|1")]
