@@ -29,7 +29,7 @@ from connectors.notify.links import LinkSigner, new_link_id
 from connectors.notify.templates import Templates
 from router.adapters import notice_store as store
 from router.adapters.orm import utcnow
-from router.domain.dunning import Change, DunningPolicy, StepAction, advance
+from router.domain.dunning import Change, CycleStatus, DunningPolicy, StepAction, advance
 from router.domain.money import fmt, from_cents, to_cents
 
 log = logging.getLogger(__name__)
@@ -178,10 +178,14 @@ class DunningRunner:
                 return "skipped"
             account_id, channel, kind, attempts = row.account_id, row.channel, row.kind, row.attempts
             contact = store.contact(session, account_id) or store.Contact()
+            state = store.load_state(session, account_id)
+            paid = state is None or state.cycle != row.cycle or state.status is CycleStatus.PAID
             context = self._context(session, account_id, row.amount_cents, row.link_id or "", row.step_no, today)
         status, reason, ref, attempts_left = "sent", "", "", True
         try:
-            if not contact.reachable(channel) or channel not in self.enabled:  # changed since it was decided
+            if paid:  # a retry that comes after the balance was paid: never ask for money no longer owed
+                status, reason = "suppressed", "paid"
+            elif not contact.reachable(channel) or channel not in self.enabled:  # changed since it was decided
                 status, reason = "suppressed", "opted_out" if channel in self.enabled else "channel_off"
             elif channel == "email" and self.email is not None:
                 rendered = self.templates.email(kind, context)

@@ -149,3 +149,20 @@ def test_serve_s_scheduler_runs_the_cycle_in_a_thread_and_stops(tmp_path: Path, 
         assert (tmp_path / "secrets" / "pay-link.key").stat().st_mode & 0o077 == 0  # made once, private
     finally:
         own.close()
+
+
+def test_a_retry_after_the_balance_was_paid_is_not_sent(hub: Hub, uid: str) -> None:
+    from router.domain.commands import PostPatientPayment
+
+    [account] = _owing(hub, uid, 1, prefix="U")
+    DunningRunner(hub.sessions, DunningPolicy.parse(), SIGNER,
+                  email=SmtpSender("127.0.0.1", free_port(), "billing@clinic.test", timeout=1)).run_due(
+        D0, accounts_like=f"U{uid}%")
+    hub.bus.handle(PostPatientPayment(f"u:{uid}", account, Decimal("40.00"), "cash", D0 + timedelta(days=1)))
+    with smtp_server() as (sink, port):
+        report = DunningRunner(hub.sessions, DunningPolicy.parse(), SIGNER,
+                               email=SmtpSender("127.0.0.1", port, "billing@clinic.test")).run_due(
+            D0 + timedelta(days=1), accounts_like=f"U{uid}%")
+    assert sink.messages == [] and report.changes["paid"] == 1 and report.notices["suppressed"] == 1
+    [row] = _rows(hub, f"U{uid}%")
+    assert (row["status"], row["reason"]) == ("suppressed", "paid")
