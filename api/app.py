@@ -11,6 +11,7 @@ from api.routes import accounts, fhir, health, pay, remittances, ui
 from api.routes import auth as auth_routes
 from api.routes import notice_contacts as notice_contact_routes
 from api.routes import ops as ops_routes
+from api.routes import payment_pages as payment_page_routes
 from api.routes import payments as payment_routes
 from router.domain.errors import HubError, PermanentError
 
@@ -28,6 +29,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(ops_routes.router)
     app.include_router(payment_routes.router)
     app.include_router(payment_routes.webhooks)
+    app.include_router(payment_page_routes.router)  # front-desk payment form and receipts
     app.include_router(pay.router)
 
     @app.exception_handler(HubError)

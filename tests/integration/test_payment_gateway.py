@@ -314,3 +314,25 @@ def test_a_webhook_for_an_unknown_customer_is_kept_and_listed(client: TestClient
     assert "data.object.customer" in r.json()["detail"]
     failed = client.get("/api/v1/payments/gateway-events", params={"status": "failed"}).json()
     assert r.json()["event"] in {e["event"] for e in failed}
+
+
+def test_the_front_desk_page_posts_a_payment_once_and_shows_the_receipt(hub: Hub, uid: str) -> None:
+    account = f"UI{uid}"
+    self_pay(hub, account, "40.00")
+    page = staff_client(hub, BILLING)
+    form = page.get(f"/ui/payments/new?account={account}")
+    assert form.status_code == 200 and 'name="form_id"' in form.text
+    form_id = form.text.split('name="form_id" value="', 1)[1].split('"', 1)[0]
+    fields = {"csrf_token": page.headers["X-CSRF-Token"], "form_id": form_id, "account": account, "amount": "15.50",
+              "method": "check", "check_number": "2201", "bank": "Credit Union", "reference": "", "note": ""}
+    first = page.post("/ui/payments", data=fields, follow_redirects=False)
+    assert first.status_code == 303, first.text
+    twice = page.post("/ui/payments", data=fields, follow_redirects=False)  # a double submit
+    assert twice.headers["location"] == first.headers["location"]
+    shown = page.get(first.headers["location"])
+    assert shown.status_code == 200 and ">15.50<" in shown.text and "2201" in shown.text
+    assert patient_balance(hub, account) == D("24.50")
+    bad = page.post("/ui/payments", data={**fields, "form_id": uuid.uuid4().hex, "check_number": ""})
+    assert bad.status_code == 422 and "check_number" in bad.text
+    anonymous = TestClient(page.app).get("/ui/payments/new", follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
