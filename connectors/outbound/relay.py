@@ -26,7 +26,7 @@ from connectors.outbound.config import Destinations
 from connectors.outbound.plan import DELIVERABLE, plan
 from connectors.outbound.store import add_planned
 from router.adapters.orm import OutboxRow, utcnow
-from router.domain.errors import HubError, PermanentError
+from router.domain.errors import HubError
 from router.domain.results import trace_id
 
 log = logging.getLogger(__name__)
@@ -36,32 +36,38 @@ Publish = Callable[[Sequence[tuple[int, str]]], None]  # (delivery id, destinati
 
 class OutboxRelay:
     def __init__(self, sessions: sessionmaker[Session], destinations: Destinations, *,
-                 publish: Publish | None = None, batch: int = 100,
+                 publish: Publish | None = None, batch: int = 25,
                  on_planned: Callable[[set[str]], None] | None = None) -> None:
         self.sessions = sessions
         self.destinations = destinations
         self.publish = publish
         self.batch = batch
         self.on_planned = on_planned  # wakes the destinations that got work (embedded engine)
+        # Rows whose result could not be planned: skipped by this relay, left unpublished (the backlog shows them;
+        # a restart after the fix plans them again). Small batches keep SQLite's write lock short.
+        self.failed: set[int] = set()
 
     def relay_once(self) -> int:
         """Relay up to ``batch`` outbox rows; returns how many were handled."""
         touched: set[str] = set()
         with self.sessions() as session, session.begin():
             query = select(OutboxRow).where(OutboxRow.published_at.is_(None)).order_by(OutboxRow.id).limit(self.batch)
+            if self.failed:
+                query = query.where(OutboxRow.id.notin_(sorted(self.failed)))
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = list(session.scalars(query))
             if not rows:
                 return 0
             now = utcnow()
-            ids = [row.id for row in rows]
             jobs: list[tuple[int, str]] = []
             for row in rows:
                 jobs += self._plan(session, row, now)
+            ids = [row.id for row in rows if row.id not in self.failed]
             if self.publish is None:  # embedded: the delivery threads read the rows; nothing to confirm
                 for row in rows:
-                    row.published_at = now
+                    if row.id not in self.failed:
+                        row.published_at = now
             touched = {destination for _, destination in jobs}
         if self.publish is not None:
             if jobs:
@@ -81,11 +87,14 @@ class OutboxRelay:
             with session.begin_nested():
                 planned = plan(session, row.event_type, row.source_id, self.destinations, now)
                 jobs = add_planned(session, row.id, trace, row.event_type, planned)
-        except PermanentError as exc:
-            # A result that cannot be rendered (e.g. fails FHIR validation) is logged and skipped: it must not
-            # block every later event. The ledger holds it; fixing the mapping and re-relaying re-plans it.
-            log.error("outbox %d %s trace=%s not deliverable: %s at %s", row.id, row.event_type, trace,
-                      type(exc).__name__, exc.location or "")
+        except Exception as exc:
+            # A result that cannot be rendered (fails FHIR validation, or a bug) must not block every later event:
+            # the row stays unpublished and is skipped by this relay; the ledger holds the result. Class and
+            # element path only in the log (an exception text may quote the payload).
+            where = exc.location if isinstance(exc, HubError) else ""
+            log.error("outbox %d %s trace=%s not deliverable: %s %s", row.id, row.event_type, trace,
+                      type(exc).__name__, where or "")
+            self.failed.add(row.id)
             return []
         if jobs:
             log.info("relayed outbox %d %s trace=%s deliveries=%d", row.id, row.event_type, trace, len(jobs))

@@ -352,3 +352,30 @@ def test_serve_refuses_to_start_on_an_invalid_destinations_file(hub: Hub, tmp_pa
     assert result.exit_code == 1
     assert "destinations[0].transport.mllp.port" in " ".join(result.output.split()) and "Field required" in \
         result.output
+
+
+def test_an_event_that_cannot_be_planned_waits_unpublished_and_blocks_nothing(hub: Hub, uid: str,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import connectors.outbound.relay as relay_module
+    from connectors.outbound.relay import OutboxRelay
+
+    real = relay_module.plan
+    poisoned = f"DEMO{uid}A"
+
+    def plan(session: Any, event_type: str, source_id: str, *args: Any) -> Any:
+        if poisoned in source_id:
+            raise ValueError("a bug rendering this result")
+        return real(session, event_type, source_id, *args)
+
+    monkeypatch.setattr(relay_module, "plan", plan)
+    _feed(hub, uid)
+    peer = Hl7Peer()
+    peer.port = 9  # only planning happens here
+    relay = OutboxRelay(hub.sessions, _destinations(uid, mllp("emr", peer)))
+    while relay.relay_once():
+        pass
+    with hub.sessions() as session:
+        marks = dict(session.execute(select(OutboxRow.source_id, OutboxRow.published_at).where(
+            OutboxRow.event_type == "RemittancePosted", OutboxRow.source_id.contains(f"DEMO{uid}"))).all())
+    assert [published is None for source, published in sorted(marks.items())] == [True, False]
+    assert len(relay.failed) == 1
