@@ -205,7 +205,10 @@ class OutboundEngine:
     def outstanding(self, where: Callable[[Any], Any] | None = None) -> tuple[int, int]:
         """(unrelayed outbox rows, pending deliveries to active destinations)."""
         with self.sessions() as s:
-            unrelayed = s.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None)))
+            waiting = select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))
+            if self.relay.failed:  # skipped by the relay: waiting for them would never end
+                waiting = waiting.where(OutboxRow.id.notin_(sorted(self.relay.failed)))
+            unrelayed = s.scalar(waiting)
             query = select(func.count()).select_from(DeliveryRow).where(
                 DeliveryRow.status == PENDING, DeliveryRow.destination.in_(list(self.workers)))
             pending = s.scalar(where(query) if where else query)
