@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -28,8 +29,9 @@ class Hl7Peer:
     """Script actions, one per arriving message (then ``AA``): ``AA``, ``AE``, ``AR``, ``close`` (books the
     message, writes half an ACK and hangs up), ``silent`` (books it and never answers)."""
 
-    def __init__(self, script: list[str] | None = None) -> None:
+    def __init__(self, script: list[str] | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.script = list(script or [])
+        self.ssl_context = ssl_context
         self.booked: dict[str, hl7.Message] = {}  # MSH-10 -> message, once
         self.arrivals: list[str] = []
         self.acks = Counter[str]()
@@ -46,7 +48,8 @@ class Hl7Peer:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.server = self.loop.run_until_complete(start_hl7_server(self._client, "127.0.0.1", 0))
+        self.server = self.loop.run_until_complete(start_hl7_server(self._client, "127.0.0.1", 0,
+                                                                       ssl=self.ssl_context))
         self.port = self.server.sockets[0].getsockname()[1]
         self._ready.set()
         self.loop.run_forever()

@@ -379,3 +379,29 @@ def test_an_event_that_cannot_be_planned_waits_unpublished_and_blocks_nothing(hu
             OutboxRow.event_type == "RemittancePosted", OutboxRow.source_id.contains(f"DEMO{uid}"))).all())
     assert [published is None for source, published in sorted(marks.items())] == [True, False]
     assert len(relay.failed) == 1
+
+
+def test_mllp_over_tls_verifies_the_emr_certificate(hub: Hub, uid: str, tmp_path: Any) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not available")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=30)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    peer = Hl7Peer(ssl_context=context).start()
+    try:
+        trusted = mllp("emr", peer, tls={"ca_file": str(cert), "server_hostname": "localhost"})
+        untrusted = {**mllp("stranger", peer, tls={}), "retry": {**FAST, "attempts": 2}}
+        rows = _run(hub, uid, _destinations(uid, trusted, untrusted))
+    finally:
+        peer.stop()
+    emr, stranger = _named(rows, "emr", uid), _named(rows, "stranger", uid)
+    assert emr and all(r["status"] == "delivered" for r in emr) and len(peer.booked) == len(emr)
+    assert stranger and all(r["status"] == "dead" and "TLS handshake failed" in str(r["last_error"])
+                            for r in stranger)
