@@ -126,6 +126,9 @@ class DestinationWorker:
                 return PENDING
             self.store.dead(job.id, f"retries exhausted: {reason_of(exc)}", attempted=False)
             return self._dead(job.id, job.trace_id, f"retries exhausted ({type(exc).__name__})")
+        except Exception as exc:  # a bug, not the destination: dead-letter it instead of looping on it forever
+            self.store.dead(job.id, f"unexpected {reason_of(exc)}")
+            return self._dead(job.id, job.trace_id, f"unexpected {type(exc).__name__}")
         self.delivered += 1
         log.info("delivered %d to %s trace=%s", job.id, job.destination, job.trace_id)
         return DELIVERED

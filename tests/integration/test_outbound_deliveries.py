@@ -405,3 +405,47 @@ def test_mllp_over_tls_verifies_the_emr_certificate(hub: Hub, uid: str, tmp_path
     assert emr and all(r["status"] == "delivered" for r in emr) and len(peer.booked) == len(emr)
     assert stranger and all(r["status"] == "dead" and "TLS handshake failed" in str(r["last_error"])
                             for r in stranger)
+
+
+class _Flaky:
+    """A transport that fails with the given errors in turn, then accepts."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.calls: list[float] = []
+
+    def send(self, job: Any) -> None:
+        self.calls.append(time.monotonic())
+        if self.errors:
+            raise self.errors.pop(0)
+
+    def close(self) -> None:
+        return
+
+
+def test_retry_after_is_capped_by_the_budget_and_a_bug_is_dead_lettered_not_looped(hub: Hub, uid: str) -> None:
+    from connectors.outbound.errors import RetryLater
+    from connectors.outbound.plan import Planned
+    from connectors.outbound.store import DeliveryStore, add_planned
+
+    destinations = _destinations(uid, {**mllp("emr", Hl7Peer()), "transport": {"mllp": {"host": "h", "port": 1}},
+                                       "retry": {"attempts": 3, "initial_seconds": 0.01, "max_wait_seconds": 0.2}})
+    destination = destinations.destinations[0]
+    with hub.sessions() as session, session.begin():
+        outbox = OutboxRow(event_type="Test", source_id=f"t:{uid}", payload="{}")
+        session.add(outbox)
+        session.flush()
+        ids = [i for i, _ in add_planned(session, outbox.id, "t", "Test", [
+            Planned(destination.name, "hl7v2-dft", f"{uid}:{n}", "", "", "", "", "MSH|^~\\&|") for n in range(2)])]
+    store = DeliveryStore(hub.sessions)
+    from connectors.outbound.engine import DestinationWorker
+
+    slow = _Flaky(*[RetryLater("HTTP 503", retry_after=3600.0)] * 3)
+    started = time.monotonic()
+    assert DestinationWorker(destination, store, slow).deliver(ids[0]) == "dead"
+    assert time.monotonic() - started < 2 and len(slow.calls) == 3  # Retry-After 3600 s capped at 0.2 s
+    assert DestinationWorker(destination, store, _Flaky(RuntimeError("boom"))).deliver(ids[1]) == "dead"
+    with hub.sessions() as session:
+        rows = {int(str(r["id"])): r for r in deliveries_list(session, destination=destination.name)}
+    assert rows[ids[0]]["attempts"] == 3 and str(rows[ids[0]]["last_error"]).startswith("retries exhausted")
+    assert rows[ids[1]]["last_error"] == "unexpected RuntimeError" and rows[ids[1]]["attempts"] == 1
