@@ -177,9 +177,10 @@ def record_installment_charge(cmd: pc.RecordInstallmentCharge, uow: UnitOfWork) 
         return []
     out: list[events.Event] = []
     if cmd.status == "succeeded":
+        method = _choice(PaymentMethod, cmd.method, "method").value
         if not cmd.payment_ref or uow.payments.payment_by_ref(cmd.payment_ref) is None:
             out.append(_post(uow, commands.PostPatientPayment(
-                cmd.source_id, cmd.account, money(cmd.amount), PaymentMethod.CARD.value, cmd.on,
+                cmd.source_id, cmd.account, money(cmd.amount), method, cmd.on,
                 channel=Channel.AUTOPAY.value, gateway_payment_ref=cmd.payment_ref,
                 reference=f"plan installment {cmd.seq}")))
         inst.status, inst.payment_ref = "paid", cmd.payment_ref
@@ -189,10 +190,11 @@ def record_installment_charge(cmd: pc.RecordInstallmentCharge, uow: UnitOfWork) 
             plan.status = "completed"
             out.append(pe.PaymentPlanChanged(cmd.source_id, cmd.account, cmd.plan_ref, "completed"))
         return out
-    if inst.status != "charging" or inst.attempts != cmd.attempt:
+    if inst.status not in ("charging", "processing") or inst.attempts != cmd.attempt:
         return []  # a late report of an attempt already settled
     if cmd.status == "processing":
-        inst.payment_ref = cmd.payment_ref  # ACH: the webhook settles it
+        # ACH: settles in days; not claimable meanwhile, the gateway's webhook reports how it ended.
+        inst.status, inst.payment_ref = "processing", cmd.payment_ref
         return []
     inst.last_decline = (cmd.decline_code or cmd.status)[:60]
     retry_on = next_retry(cmd.attempt, cmd.retry_days, cmd.on)

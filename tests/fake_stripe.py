@@ -136,7 +136,10 @@ class FakeStripe:
         wallet = card.pop("wallet", None)
         obj: dict[str, Any] = {"id": pm, "object": "payment_method", "customer": customer,
                                "type": "us_bank_account" if behaviour == "ach" else "card"}
-        if behaviour != "ach":
+        if behaviour == "ach":
+            obj["us_bank_account"] = {"last4": card["last4"], "bank_name": "STRIPE TEST BANK",
+                                      "account_holder_type": "individual"}
+        else:
             obj["card"] = {**card, "exp_month": 12, "exp_year": 2030, "wallet": {"type": wallet} if wallet else None}
         self.payment_methods[pm] = obj
         self.behaviour[pm] = behaviour

@@ -82,6 +82,10 @@ class StripeGateway:
 
     def card_details(self, payment_method_ref: str) -> CardDetails:
         pm = self._call(self.client.v1.payment_methods.retrieve, None, None, payment_method_ref).to_dict()
+        if pm.get("type") == "us_bank_account":  # ACH debit: the bank account's last4, no expiry
+            bank = pm.get("us_bank_account") or {}
+            return CardDetails(payment_method_ref=str(pm["id"]), brand="ach", last4=str(bank.get("last4", "")),
+                               exp_month=0, exp_year=0)
         card = pm.get("card") or {}
         wallet = (card.get("wallet") or {}).get("type") or ""
         return CardDetails(payment_method_ref=str(pm["id"]), brand=str(card.get("brand", "")),

@@ -85,7 +85,7 @@ class WebhookProcessor:
             return [pc.RecordInstallmentCharge(
                 sid, account, plan_ref, int(event.metadata.get("seq", "0")), int(event.metadata.get("attempt", "0")),
                 "succeeded" if succeeded else "declined", event.payment_ref, event.amount, on,
-                decline_code="" if succeeded else event.decline_code)]
+                decline_code="" if succeeded else event.decline_code, method=event.method or "card")]
         if event.type is GatewayEventType.PAYMENT_SUCCEEDED:
             account = _need(account_for_customer(session, event.customer_ref), "data.object.customer",
                             "gateway customer is not linked to an account")

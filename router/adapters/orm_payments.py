@@ -121,7 +121,8 @@ class PlanInstallmentRow(Base):
     seq: Mapped[int] = mapped_column(Integer)
     due_date: Mapped[date] = mapped_column(Date)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(12), default="scheduled")  # scheduled, charging, paid, retry, failed
+    # scheduled, charging, processing (ACH in flight), paid, retry, failed
+    status: Mapped[str] = mapped_column(String(12), default="scheduled")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_on: Mapped[date] = mapped_column(Date)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -117,3 +117,4 @@ class RecordInstallmentCharge(Command):
     on: date
     decline_code: str = ""
     retry_days: tuple[int, ...] = (3, 7)
+    method: str = "card"  # as the gateway reported the payment (ach, wallet, credit_card, ...)

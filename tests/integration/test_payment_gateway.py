@@ -336,3 +336,27 @@ def test_the_front_desk_page_posts_a_payment_once_and_shows_the_receipt(hub: Hub
     assert bad.status_code == 422 and "check_number" in bad.text
     anonymous = TestClient(page.app).get("/ui/payments/new", follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
+
+
+@pytest.mark.parametrize("settles", [True, False], ids=["settles", "returned"])
+def test_an_ach_installment_waits_for_the_gateway_to_settle_it(client: TestClient, hub: Hub, fake: FakeStripe,
+                                                               uid: str, settles: bool) -> None:
+    account = f"AH{uid}"
+    self_pay(hub, account, "50.00")
+    pm = card_on_file(client, fake, account, "ach")
+    made = plan(client, account, pm, "50.00", 1, date(2024, 5, 1))
+    first = scheduler(hub, fake, date(2024, 5, 1), [account]).run_due()
+    assert (first.claimed, first.pending, first.succeeded) == (1, 1, 0)
+    assert scheduler(hub, fake, date(2024, 5, 2), [account]).run_due().claimed == 0  # in flight: not re-charged
+    assert patient_balance(hub, account) == D("50.00")
+    fake.settle_ach(next(iter(fake.intents)), succeed=settles)
+    deliver(client, fake)
+    installment = client.get(f"/api/v1/payments/plans/{made['plan']}").json()["installments"][0]
+    if settles:
+        assert installment["status"] == "paid" and patient_balance(hub, account) == D("0.00")
+        with hub.sessions() as s:
+            assert s.scalar(select(PatientPaymentRow.method).join(AccountRow).where(AccountRow.number == account)) \
+                == "ach"
+    else:
+        assert installment["status"] == "retry" and patient_balance(hub, account) == D("50.00")
+    assert len(fake.intents) == 1

@@ -185,3 +185,20 @@ def test_a_card_number_in_an_emr_payment_row_is_masked_before_the_ledger_keeps_i
     with hub.uow_factory() as uow:
         memos = [e.memo for e in uow.ledger.for_account(account) if e.kind is EntryKind.PATIENT_PAYMENT]
     assert memos == ["COPAY VISA ************1111"]
+
+
+def test_a_dispute_is_flagged_and_only_a_lost_one_takes_the_money_back(hub: Hub, uid: str) -> None:
+    from router.domain.payment_commands import RecordDispute
+
+    account = f"DS{uid}"
+    self_pay_visits(hub, account, uid)
+    hub.bus.handle(PostPatientPayment(f"card:{uid}", account, D("50.00"), "credit_card", date(2024, 4, 2),
+                                      channel="online", gateway_payment_ref=f"pi_d_{uid}"))
+    assert tie_out(hub, account) == D("55.00")
+    hub.bus.handle(RecordDispute(f"dp1:{uid}", account, f"pi_d_{uid}", D("50.00"), "needs_response", date(2024, 5, 1)))
+    assert tie_out(hub, account) == D("55.00")
+    hub.bus.handle(RecordDispute(f"dp2:{uid}", account, f"pi_d_{uid}", D("50.00"), "lost", date(2024, 6, 1)))
+    assert tie_out(hub, account) == D("105.00")
+    with hub.sessions() as s:
+        row = s.scalar(select(PatientPaymentRow).where(PatientPaymentRow.source_id == f"card:{uid}"))
+        assert row is not None and (row.disputed, row.status) == ("lost", "refunded")
