@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from router.adapters.orm import AccountRow, ClaimRow, LedgerRow
@@ -25,13 +25,13 @@ from router.domain.money import fmt, from_cents
 
 
 def plan_is_current(session: Session, account: str, today: date | None = None) -> bool:
-    """An active plan with no installment in retry/failed and none left unpaid more than its due date ago
-    while autopay could not run (``today`` defaults to the database's view: no unpaid past-due check)."""
+    """An active plan with no installment declined (in retry or failed) and, given ``today``, none still
+    waiting to be charged after its due date (autopay did not run). A charge in flight (ACH) counts as paying."""
     plan, inst = PaymentPlanRow, PlanInstallmentRow
-    behind = select(inst.id).where(inst.plan_id == plan.id, inst.status.in_(("retry", "failed")))
+    late: ColumnElement[bool] = inst.status.in_(("retry", "failed"))
     if today is not None:
-        behind = select(inst.id).where(inst.plan_id == plan.id, inst.status != "paid",
-                                       (inst.status.in_(("retry", "failed"))) | (inst.due_date < today))
+        late = or_(late, and_(inst.status == "scheduled", inst.due_date < today))
+    behind = select(inst.id).where(inst.plan_id == plan.id, late)
     found = session.scalar(select(plan.id).join(AccountRow, AccountRow.id == plan.account_id).where(
         AccountRow.number == account, plan.status == "active", ~exists(behind)).limit(1))
     return found is not None

@@ -360,3 +360,17 @@ def test_an_ach_installment_waits_for_the_gateway_to_settle_it(client: TestClien
     else:
         assert installment["status"] == "retry" and patient_balance(hub, account) == D("50.00")
     assert len(fake.intents) == 1
+
+
+def test_plan_is_current_until_an_installment_is_declined_or_left_unpaid_past_due(
+        client: TestClient, hub: Hub, fake: FakeStripe, uid: str) -> None:
+    account = f"CU{uid}"
+    self_pay(hub, account, "60.00")
+    plan(client, account, card_on_file(client, fake, account), "60.00", 2, date(2024, 5, 1))
+    with hub.sessions() as s:
+        assert plan_is_current(s, account, date(2024, 5, 1))
+        assert not plan_is_current(s, account, date(2024, 5, 2))  # due yesterday, not charged
+        assert not plan_is_current(s, f"none-{uid}")
+    scheduler(hub, fake, date(2024, 5, 2), [account]).run_due()
+    with hub.sessions() as s:
+        assert plan_is_current(s, account, date(2024, 5, 2))
