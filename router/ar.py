@@ -2,8 +2,8 @@
 cash collected per week, per the formulas in the domain primer §5. Sums run in SQL over the ledger.
 
 Rules, fixed so every report and test agrees:
-* Age = ``as_of`` - the claim's date of service (earliest charge line); buckets 0-30, 31-60, 61-90, 91-120,
-  120+ days (a future date of service counts as 0-30; a claim without lines as 120+).
+* Age = ``as_of`` - the claim's date of service (its earliest charge entry, dated with the line's service date);
+  buckets 0-30, 31-60, 61-90, 91-120, 120+ days (a future date counts as 0-30; a claim without charges as 120+).
 * Insurance A/R by payer: each claim's insurance balance, owed by the next payer in line - the coverage after
   the highest coverage sequence that paid the claim when the account has one, else that sequence, else the
   primary. Credit balances count with their sign.
@@ -27,12 +27,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy import Integer, String, and_, case, func, literal, select, text, union_all
 from sqlalchemy.orm import Session, aliased
 
 from router.adapters.orm import (
     AccountRow,
-    ChargeLineRow,
     CoverageRow,
     ExceptionRow,
     LedgerRow,
@@ -70,72 +69,86 @@ def bucket_of(service_date: date | None, as_of: date) -> int:
     return 0 if age <= 30 else 1 if age <= 60 else 2 if age <= 90 else 3 if age <= 120 else 4
 
 
-def _claim_balances() -> Any:
-    effective = func.coalesce(LedgerRow.reversed_kind, LedgerRow.kind)
-    paid_seq = case((effective == "insurance_payment", LedgerRow.coverage_seq))
-    return (select(LedgerRow.claim_id.label("claim_id"), LedgerRow.account_id.label("account_id"),
-                   func.sum(case((LedgerRow.responsibility == "insurance", LedgerRow.amount_cents), else_=0))
-                   .label("ins"),
-                   func.sum(case((LedgerRow.responsibility == "patient", LedgerRow.amount_cents), else_=0))
-                   .label("pat"),
-                   func.max(paid_seq).label("paid_seq"))
-            .where(LedgerRow.claim_id.is_not(None)).group_by(LedgerRow.claim_id, LedgerRow.account_id)
-            .subquery("bal"))
-
-
 def _bucket_expr(dos: Any, as_of: date) -> Any:
     # Date comparisons against bound limits: the same SQL on SQLite and PostgreSQL.
     return case((dos.is_(None), 4), (dos >= as_of - timedelta(days=30), 0), (dos >= as_of - timedelta(days=60), 1),
                 (dos >= as_of - timedelta(days=90), 2), (dos >= as_of - timedelta(days=120), 3), else_=4)
 
 
-def aging(session: Session, as_of: date) -> dict[str, Any]:
-    bal = _claim_balances()
-    dos = (select(ChargeLineRow.claim_id.label("claim_id"), func.min(ChargeLineRow.service_date).label("dos"))
-           .group_by(ChargeLineRow.claim_id).subquery("dos"))
-    bucket = _bucket_expr(dos.c.dos, as_of)
+def _aging_rows(as_of: date) -> Any:
+    """One pass over the ledger: per claim its insurance and patient balance, the highest coverage that paid it
+    and its date of service (the earliest charge entry: charges are dated with the line's service date); then
+    insurance summed by payer and bucket, patient by account and bucket, and entries without a claim by account.
+    ``bal`` is referenced twice, so PostgreSQL computes it once (a materialized CTE)."""
+    effective = func.coalesce(LedgerRow.reversed_kind, LedgerRow.kind)
+    bal = (select(LedgerRow.claim_id.label("claim_id"), LedgerRow.account_id.label("account_id"),
+                  func.sum(case((LedgerRow.responsibility == "insurance", LedgerRow.amount_cents), else_=0))
+                  .label("ins"),
+                  func.sum(case((LedgerRow.responsibility == "patient", LedgerRow.amount_cents), else_=0))
+                  .label("pat"),
+                  func.max(case((effective == "insurance_payment", LedgerRow.coverage_seq))).label("paid_seq"),
+                  func.min(case((effective == "charge", LedgerRow.effective_date))).label("dos"))
+           .where(LedgerRow.claim_id.is_not(None)).group_by(LedgerRow.claim_id, LedgerRow.account_id).cte("bal"))
+    bucket = _bucket_expr(bal.c.dos, as_of)
     nxt, cur = aliased(CoverageRow), aliased(CoverageRow)
-    cur_seq = func.coalesce(bal.c.paid_seq, 1)
     payer = func.coalesce(func.nullif(nxt.payer_name, ""), nxt.payer_id, func.nullif(cur.payer_name, ""),
                           cur.payer_id, literal("(no coverage)"))
-    insurance = session.execute(
-        select(payer, bucket, func.sum(bal.c.ins)).select_from(bal)
-        .outerjoin(dos, dos.c.claim_id == bal.c.claim_id)
-        .outerjoin(nxt, and_(nxt.account_id == bal.c.account_id, nxt.sequence == bal.c.paid_seq + 1))
-        .outerjoin(cur, and_(cur.account_id == bal.c.account_id, cur.sequence == cur_seq))
-        .where(bal.c.ins != 0).group_by(payer, bucket)).all()
-    by_payer: dict[str, AgingRow] = {}
-    for name, b, cents in insurance:
-        row = by_payer.setdefault(name, AgingRow(name, name))
-        row.buckets[int(b)] += from_cents(int(cents))
-    loose_ins = session.scalar(select(func.coalesce(func.sum(LedgerRow.amount_cents), 0)).where(
-        LedgerRow.claim_id.is_(None), LedgerRow.responsibility == "insurance"))
-    if loose_ins:
-        by_payer.setdefault("(no claim)", AgingRow("(no claim)", "(no claim)")).buckets[0] += from_cents(int(loose_ins))
+    insurance = (select(literal("i").label("part"), payer.label("payer"), literal(None, Integer).label("account_id"),
+                        bucket.label("bucket"), func.sum(bal.c.ins).label("cents")).select_from(bal)
+                 .outerjoin(nxt, and_(nxt.account_id == bal.c.account_id, nxt.sequence == bal.c.paid_seq + 1))
+                 .outerjoin(cur, and_(cur.account_id == bal.c.account_id,
+                                      cur.sequence == func.coalesce(bal.c.paid_seq, 1)))
+                 .where(bal.c.ins != 0).group_by(payer, bucket))
+    patient = (select(literal("p"), literal("", String), bal.c.account_id, bucket, func.sum(bal.c.pat))
+               .where(bal.c.pat != 0).group_by(bal.c.account_id, bucket))
+    loose = (select(literal("l"), LedgerRow.responsibility, LedgerRow.account_id, literal(0, Integer),
+                    func.sum(LedgerRow.amount_cents))
+             .where(LedgerRow.claim_id.is_(None)).group_by(LedgerRow.responsibility, LedgerRow.account_id))
+    return union_all(insurance, patient, loose)
 
-    per_account: dict[int, list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
-    for account_id, b, cents in session.execute(
-            select(bal.c.account_id, bucket, func.sum(bal.c.pat)).select_from(bal)
-            .outerjoin(dos, dos.c.claim_id == bal.c.claim_id).where(bal.c.pat != 0)
-            .group_by(bal.c.account_id, bucket)):
-        per_account[account_id][int(b)] += int(cents)
-    loose = dict(session.execute(select(LedgerRow.account_id, func.sum(LedgerRow.amount_cents)).where(
-        LedgerRow.claim_id.is_(None), LedgerRow.responsibility == "patient").group_by(LedgerRow.account_id)).all())
-    for account_id in loose:  # an account may hold only unapplied credit
-        per_account.setdefault(account_id, [0] * len(BUCKETS))
-    names = _account_names(session, list(per_account))
-    patients: list[AgingRow] = []
-    for account_id, cents in per_account.items():
-        buckets, credit = apply_credits(cents, int(loose.get(account_id, 0)))
-        if not any(buckets) and not credit:
-            continue
-        number, label = names.get(account_id, (str(account_id), ""))
-        patients.append(AgingRow(number, label, [from_cents(c) for c in buckets], from_cents(credit)))
-    payers = sorted(by_payer.values(), key=lambda r: (-r.total, r.key))
+
+def aging(session: Session, as_of: date, patient_limit: int | None = None) -> dict[str, Any]:
+    """Aging by payer and by patient account; ``patient_limit`` keeps the largest accounts only (totals still
+    cover every account). Sums stay integer cents until the rows returned are built."""
+    payers: dict[str, list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
+    accounts: dict[int, list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
+    unapplied: dict[int, int] = defaultdict(int)
+    if session.get_bind().dialect.name == "postgresql":
+        # The per-claim aggregate of a large ledger spills to disk at the default 4 MB; this transaction only.
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+    for part, name, account_id, b, cents in session.execute(_aging_rows(as_of)):
+        if part == "i":
+            payers[name][int(b)] += int(cents)
+        elif part == "p":
+            accounts[account_id][int(b)] += int(cents)
+        elif name == "patient":
+            unapplied[account_id] += int(cents)
+        else:  # insurance entries without a claim: none are posted today; shown, never lost
+            payers["(no claim)"][0] += int(cents)
+    for account_id in unapplied:  # an account may hold only unapplied credit
+        accounts.setdefault(account_id, [0] * len(BUCKETS))
+    owed: list[tuple[int, int, list[int], int]] = []  # (-total, account id, buckets, credit)
+    patient_total = 0
+    patient_buckets = [0] * len(BUCKETS)
+    for account_id, buckets in accounts.items():
+        applied, credit = apply_credits(buckets, unapplied.get(account_id, 0))
+        total = sum(applied) + credit
+        patient_total += total
+        patient_buckets = [a + b for a, b in zip(patient_buckets, applied, strict=True)]
+        if any(applied) or credit:
+            owed.append((-total, account_id, applied, credit))
+    owed.sort(key=lambda t: t[0])
+    shown = owed if patient_limit is None else owed[:patient_limit]
+    names = _account_names(session, [t[1] for t in shown])
+    patients = [AgingRow(*names.get(aid, (str(aid), "")), [from_cents(c) for c in buckets], from_cents(credit))
+                for _, aid, buckets, credit in shown]
     patients.sort(key=lambda r: (-r.total, r.key))
-    return {"as_of": as_of, "buckets": BUCKETS, "by_payer": payers, "by_patient": patients,
-            "insurance_total": sum((r.total for r in payers), ZERO),
-            "patient_total": sum((r.total for r in patients), ZERO)}
+    by_payer = sorted((AgingRow(name, name, [from_cents(c) for c in cents]) for name, cents in payers.items()
+                       if any(cents)), key=lambda r: (-r.total, r.key))
+    return {"as_of": as_of, "buckets": BUCKETS, "by_payer": by_payer, "by_patient": patients,
+            "patient_accounts": len(owed), "insurance_total": sum((r.total for r in by_payer), ZERO),
+            "patient_total": from_cents(patient_total),
+            "patient_buckets": [from_cents(c) for c in patient_buckets]}  # every account, credits aside
 
 
 def apply_credits(buckets: list[int], unapplied: int) -> tuple[list[int], int]:
@@ -154,13 +167,16 @@ def apply_credits(buckets: list[int], unapplied: int) -> tuple[list[int], int]:
 
 def _account_names(session: Session, ids: list[int]) -> dict[int, tuple[str, str]]:
     found: dict[int, tuple[str, str]] = {}
-    for start in range(0, len(ids), 900):
-        part = ids[start:start + 900]
-        for aid, number, family, given in session.execute(
-                select(AccountRow.id, AccountRow.number, func.min(PatientRow.family), func.min(PatientRow.given))
-                .outerjoin(PatientRow, PatientRow.account_id == AccountRow.id).where(AccountRow.id.in_(part))
-                .group_by(AccountRow.id, AccountRow.number)):
-            found[aid] = (number, ", ".join(p for p in (family, given) if p))
+    query = (select(AccountRow.id, AccountRow.number, func.min(PatientRow.family), func.min(PatientRow.given))
+             .outerjoin(PatientRow, PatientRow.account_id == AccountRow.id).group_by(AccountRow.id, AccountRow.number))
+    # Many ids (a full CSV): one pass over every account beats long IN lists (bound-parameter limits, parsing).
+    parts = [query] if len(ids) > 2_000 else [query.where(AccountRow.id.in_(ids[i:i + 900]))
+                                               for i in range(0, len(ids), 900)]
+    wanted = set(ids)
+    for part in parts:
+        for aid, number, family, given in session.execute(part):
+            if aid in wanted:
+                found[aid] = (number, ", ".join(p for p in (family, given) if p))
     return found
 
 

@@ -173,8 +173,8 @@ def ui_ar(request: Request, session: SessionDep, principal: BillingPage, as_of: 
           days: int = 90) -> Response:
     when = as_of or _today()
     days = min(max(days, 1), 3660)
-    report = aging(session, when)
-    totals = [sum((r.buckets[i] for r in [*report["by_payer"], *report["by_patient"]]), Decimal(0))
+    report = aging(session, when, 200)
+    totals = [sum((r.buckets[i] for r in report["by_payer"]), Decimal(0)) + report["patient_buckets"][i]
               for i in range(len(BUCKETS))]
     cash = cash_per_week(session, when)
     return page(request, "workbench/ar.html", principal, {

@@ -312,9 +312,11 @@ def _as_of(value: date | None) -> date:
 
 
 @router.get("/api/v1/ar/aging", responses=AUTH_RESPONSES)
-def get_aging(session: SessionDep, principal: Billing, as_of: AsOf = None) -> dict[str, Any]:
+def get_aging(session: SessionDep, principal: Billing, as_of: AsOf = None,
+              patients: Annotated[int, Query(ge=0, le=1_000_000, description="largest patient accounts shown; "
+                                             "totals cover all (the CSV has every row)")] = 500) -> dict[str, Any]:
     """Aging by payer (insurance A/R) and by patient account, buckets from the date of service."""
-    return jsonable(aging(session, _as_of(as_of)))  # type: ignore[no-any-return]
+    return jsonable(aging(session, _as_of(as_of), patients))  # type: ignore[no-any-return]
 
 
 @router.get("/api/v1/ar/kpis", responses=AUTH_RESPONSES)

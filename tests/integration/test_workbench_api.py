@@ -119,7 +119,8 @@ def own_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hub]:
 def test_every_ar_table_downloads_as_csv(own_hub: Hub, uid: str) -> None:
     hub = own_hub
     unmatched_case(hub, uid)
-    overpaid_case(hub, uid)  # PR moved to the patient: a patient row
+    denied_case(hub, uid)
+    overpaid_case(hub, uid)  # PR moved to the patient: a patient row (and an insurance credit)
     client = staff_client(hub, "billing-supervisor")
     aging = client.get("/api/v1/ar/aging", params={"as_of": "2024-06-01"}).json()
     for table, rows in (("aging-by-payer", aging["by_payer"]), ("aging-by-patient", aging["by_patient"])):

@@ -160,6 +160,11 @@ def test_ar_reports_equal_the_figures_computed_from_the_generated_practice(ar_hu
 
     got_patients = {r.key: (r.buckets, r.credit) for r in report["by_patient"]}
     assert got_patients == expected_patient(book)
+    assert report["patient_buckets"] == [sum((b[i] for b, _ in expected_patient(book).values()), Z) for i in range(5)]
+    with ar_hub.sessions() as s:
+        top = aging(s, AS_OF, patient_limit=3)
+    assert [r.key for r in top["by_patient"]] == [r.key for r in report["by_patient"]][:3]
+    assert (top["patient_total"], top["patient_accounts"]) == (report["patient_total"], len(report["by_patient"]))
 
     insurance = sum((sum(b, Z) for b in book.insurance.values()), Z)
     patient = sum((sum(b, Z) for b, _ in expected_patient(book).values()), Z) + sum(
