@@ -55,6 +55,7 @@ class DemoOutbound:
     """The demo's own EMR (a local MLLP + FHIR sink) and the engine delivering to it."""
 
     hub: Hub
+    tag: str = ""  # the run's tag: only outbox events carrying it are relayed (never a real practice's events)
     sink: DemoSink = field(init=False)
     engine: OutboundEngine = field(init=False)
     mark: int = field(init=False)
@@ -68,13 +69,15 @@ class DemoOutbound:
              "retry": {"attempts": 3, "initial_seconds": 0.1, "budget_seconds": 10}}]}, "demo")
         with self.hub.sessions() as session:  # this run's events are the ones after this mark
             self.mark = session.scalar(select(func.max(OutboxRow.id))) or 0
-        self.engine = OutboundEngine(self.hub.sessions, destinations, idle_seconds=0.05).start()
+        scope = (OutboxRow.id > self.mark) & OutboxRow.source_id.contains(self.tag)
+        self.engine = OutboundEngine(self.hub.sessions, destinations, idle_seconds=0.05, scope=scope).start()
 
     def finish(self, timeout: float = 20.0) -> tuple[list[str], list[dict[str, object]]]:
         """Wait for this run's deliveries to settle; (report lines, ``deliveries list`` rows of this run)."""
         with self.hub.sessions() as session:
-            traces = {trace_id(source) for source in session.scalars(
-                select(OutboxRow.source_id).where(OutboxRow.id > self.mark, OutboxRow.event_type.in_(DELIVERABLE)))}
+            traces = {trace_id(source) for source in session.scalars(select(OutboxRow.source_id).where(
+                OutboxRow.id > self.mark, OutboxRow.source_id.contains(self.tag),
+                OutboxRow.event_type.in_(DELIVERABLE)))}
         try:
             self.engine.wait_idle(timeout, where=lambda q: q.where(DeliveryRow.trace_id.in_(traces)))
         finally:

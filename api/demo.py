@@ -91,7 +91,7 @@ def run_demo(hub: Hub) -> dict[str, object]:
     steps: list[str] = []
     from api.deliveries import DemoOutbound
 
-    outbound = DemoOutbound(hub)  # a local demo EMR (MLLP + FHIR) the results flow back to
+    outbound = DemoOutbound(hub, tag)  # a local demo EMR (MLLP + FHIR) the results flow back to
 
     def feed(label: str, messages: list[tuple[str, str]]) -> FileReport:
         report = hub.intake.ingest("".join(m for _, m in messages).encode(), label)

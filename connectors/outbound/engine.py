@@ -162,7 +162,7 @@ class OutboundEngine:
 
     def __init__(self, sessions: sessionmaker[Session], destinations: Destinations, *,
                  transports: Mapping[str, Transport] | None = None, publish: Publish | None = None,
-                 idle_seconds: float = 0.2) -> None:
+                 idle_seconds: float = 0.2, scope: Any = None) -> None:
         self.sessions = sessions
         self.destinations = destinations
         self.stop_event = threading.Event()
@@ -170,7 +170,7 @@ class OutboundEngine:
         self.store = DeliveryStore(sessions)
         self.wakes = {d.name: threading.Event() for d in destinations.active}
         self.relay_wake = threading.Event()
-        self.relay = OutboxRelay(sessions, destinations, publish=publish, on_planned=self._wake)
+        self.relay = OutboxRelay(sessions, destinations, publish=publish, on_planned=self._wake, scope=scope)
         made = transports or {}
         self.workers = {d.name: DestinationWorker(d, self.store, made.get(d.name) or transport_for(d),
                                                   self.stop_event) for d in destinations.active}
@@ -211,6 +211,8 @@ class OutboundEngine:
             waiting = select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))
             if self.relay.failed:  # skipped by the relay: waiting for them would never end
                 waiting = waiting.where(OutboxRow.id.notin_(sorted(self.relay.failed)))
+            if self.relay.scope is not None:
+                waiting = waiting.where(self.relay.scope)
             unrelayed = s.scalar(waiting)
             query = select(func.count()).select_from(DeliveryRow).where(
                 DeliveryRow.status == PENDING, DeliveryRow.destination.in_(list(self.workers)))

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,12 +38,13 @@ Publish = Callable[[Sequence[tuple[int, str]]], None]  # (delivery id, destinati
 class OutboxRelay:
     def __init__(self, sessions: sessionmaker[Session], destinations: Destinations, *,
                  publish: Publish | None = None, batch: int = 25,
-                 on_planned: Callable[[set[str]], None] | None = None) -> None:
+                 on_planned: Callable[[set[str]], None] | None = None, scope: Any = None) -> None:
         self.sessions = sessions
         self.destinations = destinations
         self.publish = publish
         self.batch = batch
         self.on_planned = on_planned  # wakes the destinations that got work (embedded engine)
+        self.scope = scope  # an extra WHERE on outbox rows (the demo relays only its own run's events)
         # Rows whose result could not be planned: skipped by this relay, left unpublished (the backlog shows them;
         # a restart after the fix plans them again). Small batches keep SQLite's write lock short.
         self.failed: set[int] = set()
@@ -54,6 +56,8 @@ class OutboxRelay:
             query = select(OutboxRow).where(OutboxRow.published_at.is_(None)).order_by(OutboxRow.id).limit(self.batch)
             if self.failed:
                 query = query.where(OutboxRow.id.notin_(sorted(self.failed)))
+            if self.scope is not None:
+                query = query.where(self.scope)
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = list(session.scalars(query))

@@ -449,3 +449,15 @@ def test_retry_after_is_capped_by_the_budget_and_a_bug_is_dead_lettered_not_loop
         rows = {int(str(r["id"])): r for r in deliveries_list(session, destination=destination.name)}
     assert rows[ids[0]]["attempts"] == 3 and str(rows[ids[0]]["last_error"]).startswith("retries exhausted")
     assert rows[ids[1]]["last_error"] == "unexpected RuntimeError" and rows[ids[1]]["attempts"] == 1
+
+
+def test_the_demo_relays_only_its_own_events(hub: Hub, uid: str) -> None:
+    from api.demo import run_demo
+
+    with hub.sessions() as session, session.begin():
+        session.add(OutboxRow(event_type="PatientPaymentPosted", source_id=f"real:{uid}", payload="{}"))
+    result = run_demo(hub)
+    deliveries = result["deliveries"]
+    assert isinstance(deliveries, list) and deliveries and all(r["status"] == "delivered" for r in deliveries)
+    with hub.sessions() as session:  # a real practice's event is left for the real destinations
+        assert session.scalar(select(OutboxRow.published_at).where(OutboxRow.source_id == f"real:{uid}")) is None
