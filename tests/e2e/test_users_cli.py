@@ -4,6 +4,7 @@ secret printed once and accepted by the API, a disabled or re-passworded user si
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,16 +13,25 @@ from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from api.app import create_app
-from api.bootstrap import Hub
+from api.bootstrap import Hub, build
 from api.cli import app
+from api.settings import Settings
 from router.adapters.orm import AuditRow
 
 PASSWORD = "first operator password"
 
 
 @pytest.fixture
-def cli(tmp_path: Path, database_url: str) -> CliRunnerEnv:
-    return CliRunnerEnv({"RCMHUB_DATA_DIR": str(tmp_path), "RCMHUB_DATABASE_URL": database_url,
+def hub(tmp_path: Path) -> Iterator[Hub]:
+    """A private SQLite hub: the CLI's SQL is the same on PostgreSQL (test_security runs the store on both)."""
+    hub = build(Settings(database_url=f"sqlite:///{tmp_path / 'rcmhub.db'}", data_dir=tmp_path, amqp_url=""))
+    yield hub
+    hub.close()
+
+
+@pytest.fixture
+def cli(tmp_path: Path, hub: Hub) -> CliRunnerEnv:
+    return CliRunnerEnv({"RCMHUB_DATA_DIR": str(tmp_path), "RCMHUB_DATABASE_URL": str(hub.engine.url),
                          "RCMHUB_AMQP_URL": "", "LOGNAME": "opsadmin", "USER": "opsadmin"})
 
 

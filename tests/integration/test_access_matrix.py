@@ -6,8 +6,10 @@ never receives a PHI payload from any page or JSON route."""
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,11 +21,13 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from hl7_factory import Dft, Ft1
+from services import postgres_url
 from sqlalchemy import select, update
 
 from api.app import create_app
-from api.bootstrap import Hub
+from api.bootstrap import Hub, build
 from api.security import ROLES, security_for
+from api.settings import Settings
 from mappings.hl7v2 import er7
 from router.adapters.message_store import digest_of
 from router.adapters.orm import AuditRow, MessageRow
@@ -95,6 +99,21 @@ def endpoints(app: FastAPI) -> list[Endpoint]:
 
 def _fill(path: str, values: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values.get(m.group(1), f"X{uuid.uuid4().hex[:6]}"), path)
+
+
+# A private SQLite database by default: access control does not depend on the backend (test_security runs on
+# both), and the shared PostgreSQL holds other tests' large data sets that make A/R reads seconds long.
+# RCMHUB_MATRIX_BACKENDS=sqlite,postgresql runs it on the shared PostgreSQL too.
+MATRIX_BACKENDS = os.environ.get("RCMHUB_MATRIX_BACKENDS", "sqlite").split(",")
+
+
+@pytest.fixture(scope="module", params=MATRIX_BACKENDS)
+def hub(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    data = tmp_path_factory.mktemp("matrix")
+    url = postgres_url() if request.param == "postgresql" else f"sqlite:///{data / 'hub.db'}"
+    hub = build(Settings(database_url=url, data_dir=data, amqp_url=""))
+    yield hub
+    hub.close()
 
 
 @pytest.fixture
