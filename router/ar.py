@@ -5,8 +5,8 @@ Rules, fixed so every report and test agrees:
 * Age = ``as_of`` - the claim's date of service (its earliest charge entry, dated with the line's service date);
   buckets 0-30, 31-60, 61-90, 91-120, 120+ days (a future date counts as 0-30; a claim without charges as 120+).
 * Insurance A/R by payer: each claim's insurance balance, owed by the next payer in line - the coverage after
-  the highest coverage sequence that paid the claim when the account has one, else that sequence, else the
-  primary. Credit balances count with their sign.
+  the highest coverage level posted on the claim (its remittances' payments and adjustments) when the account
+  has one, else that level, else the primary. Credit balances count with their sign.
 * Patient A/R per account: each claim's patient balance in its bucket; patient entries without a claim
   (unapplied payments, credits) and negative claim balances are applied to the oldest buckets first (as Open
   Dental does); what is left over is shown as ``credit``.
@@ -21,13 +21,14 @@ Rules, fixed so every report and test agrees:
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, case, func, literal, select, text, union_all
+from sqlalchemy import BigInteger, Integer, String, and_, case, cast, func, literal, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from router.adapters.orm import (
@@ -75,34 +76,49 @@ def _bucket_expr(dos: Any, as_of: date) -> Any:
                 (dos >= as_of - timedelta(days=90), 2), (dos >= as_of - timedelta(days=120), 3), else_=4)
 
 
+def _int(expr: Any) -> Any:
+    return cast(expr, BigInteger)
+
+
 def _aging_rows(as_of: date) -> Any:
-    """One pass over the ledger: per claim its insurance and patient balance, the highest coverage that paid it
-    and its date of service (the earliest charge entry: charges are dated with the line's service date); then
-    insurance summed by payer and bucket, patient by account and bucket, and entries without a claim by account.
-    ``bal`` is referenced twice, so PostgreSQL computes it once (a materialized CTE)."""
-    effective = func.coalesce(LedgerRow.reversed_kind, LedgerRow.kind)
-    bal = (select(LedgerRow.claim_id.label("claim_id"), LedgerRow.account_id.label("account_id"),
-                  func.sum(case((LedgerRow.responsibility == "insurance", LedgerRow.amount_cents), else_=0))
+    """One pass over the ledger: per claim its insurance and patient balance, the highest coverage level posted
+    on it and the bucket of its date of service (the earliest charge entry: charges carry the line's service
+    date); then insurance by payer, patient by account and entries without a claim by account, one column per
+    bucket. ``bal`` is referenced twice, so PostgreSQL computes it once (a materialized CTE)."""
+    # Sums are cast back to bigint: PostgreSQL's sum(bigint) is numeric, and numeric arithmetic in the
+    # aggregates above this one costs several times integer arithmetic.
+    bal = (select(LedgerRow.account_id.label("account_id"),
+                  _int(func.sum(case((LedgerRow.responsibility == "insurance", LedgerRow.amount_cents), else_=0)))
                   .label("ins"),
-                  func.sum(case((LedgerRow.responsibility == "patient", LedgerRow.amount_cents), else_=0))
+                  _int(func.sum(case((LedgerRow.responsibility == "patient", LedgerRow.amount_cents), else_=0)))
                   .label("pat"),
-                  func.max(case((effective == "insurance_payment", LedgerRow.coverage_seq))).label("paid_seq"),
-                  func.min(case((effective == "charge", LedgerRow.effective_date))).label("dos"))
+                  func.max(LedgerRow.coverage_seq).label("paid_seq"),
+                  _bucket_expr(func.min(case((LedgerRow.kind == "charge", LedgerRow.effective_date))), as_of)
+                  .label("bucket"))
            .where(LedgerRow.claim_id.is_not(None)).group_by(LedgerRow.claim_id, LedgerRow.account_id).cte("bal"))
-    bucket = _bucket_expr(bal.c.dos, as_of)
+
+    def pivot(amount: Any) -> list[Any]:  # one column per bucket: one row per payer or account
+        return [_int(func.sum(case((bal.c.bucket == i, amount), else_=0))).label(f"b{i}")
+                for i in range(len(BUCKETS))]
+
+    # Insurance: first per account and paying level (fewer rows to join), then per payer.
+    per_level = (select(bal.c.account_id, bal.c.paid_seq, *pivot(bal.c.ins)).where(bal.c.ins != 0)
+                 .group_by(bal.c.account_id, bal.c.paid_seq).subquery("lvl"))
     nxt, cur = aliased(CoverageRow), aliased(CoverageRow)
     payer = func.coalesce(func.nullif(nxt.payer_name, ""), nxt.payer_id, func.nullif(cur.payer_name, ""),
                           cur.payer_id, literal("(no coverage)"))
     insurance = (select(literal("i").label("part"), payer.label("payer"), literal(None, Integer).label("account_id"),
-                        bucket.label("bucket"), func.sum(bal.c.ins).label("cents")).select_from(bal)
-                 .outerjoin(nxt, and_(nxt.account_id == bal.c.account_id, nxt.sequence == bal.c.paid_seq + 1))
-                 .outerjoin(cur, and_(cur.account_id == bal.c.account_id,
-                                      cur.sequence == func.coalesce(bal.c.paid_seq, 1)))
-                 .where(bal.c.ins != 0).group_by(payer, bucket))
-    patient = (select(literal("p"), literal("", String), bal.c.account_id, bucket, func.sum(bal.c.pat))
-               .where(bal.c.pat != 0).group_by(bal.c.account_id, bucket))
-    loose = (select(literal("l"), LedgerRow.responsibility, LedgerRow.account_id, literal(0, Integer),
-                    func.sum(LedgerRow.amount_cents))
+                        *(_int(func.sum(per_level.c[f"b{i}"])) for i in range(len(BUCKETS)))).select_from(per_level)
+                 .outerjoin(nxt, and_(nxt.account_id == per_level.c.account_id,
+                                      nxt.sequence == per_level.c.paid_seq + 1))
+                 .outerjoin(cur, and_(cur.account_id == per_level.c.account_id,
+                                      cur.sequence == func.coalesce(per_level.c.paid_seq, 1)))
+                 .group_by(payer))
+    patient = (select(literal("p"), literal("", String), bal.c.account_id, *pivot(bal.c.pat))
+               .where(bal.c.pat != 0).group_by(bal.c.account_id))
+    zero = [literal(0, Integer)] * (len(BUCKETS) - 1)
+    loose = (select(literal("l"), LedgerRow.responsibility, LedgerRow.account_id,
+                    _int(func.sum(LedgerRow.amount_cents)), *zero)
              .where(LedgerRow.claim_id.is_(None)).group_by(LedgerRow.responsibility, LedgerRow.account_id))
     return union_all(insurance, patient, loose)
 
@@ -113,32 +129,34 @@ def aging(session: Session, as_of: date, patient_limit: int | None = None) -> di
     payers: dict[str, list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
     accounts: dict[int, list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
     unapplied: dict[int, int] = defaultdict(int)
-    if session.get_bind().dialect.name == "postgresql":
-        # The per-claim aggregate of a large ledger spills to disk at the default 4 MB; this transaction only.
-        session.execute(text("SET LOCAL work_mem = '64MB'"))
-    for part, name, account_id, b, cents in session.execute(_aging_rows(as_of)):
+    for part, name, account_id, *cents in session.execute(_aging_rows(as_of)).all():
         if part == "i":
-            payers[name][int(b)] += int(cents)
+            payers[name] = [int(c) for c in cents]
         elif part == "p":
-            accounts[account_id][int(b)] += int(cents)
+            accounts[account_id] = [int(c) for c in cents]
         elif name == "patient":
-            unapplied[account_id] += int(cents)
+            unapplied[account_id] += int(cents[0])
         else:  # insurance entries without a claim: none are posted today; shown, never lost
-            payers["(no claim)"][0] += int(cents)
+            payers["(no claim)"][0] += int(cents[0])
     for account_id in unapplied:  # an account may hold only unapplied credit
         accounts.setdefault(account_id, [0] * len(BUCKETS))
     owed: list[tuple[int, int, list[int], int]] = []  # (-total, account id, buckets, credit)
     patient_total = 0
     patient_buckets = [0] * len(BUCKETS)
     for account_id, buckets in accounts.items():
-        applied, credit = apply_credits(buckets, unapplied.get(account_id, 0))
-        total = sum(applied) + credit
+        loose = unapplied.get(account_id, 0)
+        if loose or min(buckets) < 0:
+            buckets, credit = apply_credits(buckets, loose)
+        else:  # most accounts: nothing to apply
+            credit = 0
+        total = sum(buckets) + credit
+        if not total and not credit and not any(buckets):
+            continue
         patient_total += total
-        patient_buckets = [a + b for a, b in zip(patient_buckets, applied, strict=True)]
-        if any(applied) or credit:
-            owed.append((-total, account_id, applied, credit))
-    owed.sort(key=lambda t: t[0])
-    shown = owed if patient_limit is None else owed[:patient_limit]
+        for i, amount in enumerate(buckets):
+            patient_buckets[i] += amount
+        owed.append((-total, account_id, buckets, credit))
+    shown = sorted(owed) if patient_limit is None else heapq.nsmallest(patient_limit, owed)
     names = _account_names(session, [t[1] for t in shown])
     patients = [AgingRow(*names.get(aid, (str(aid), "")), [from_cents(c) for c in buckets], from_cents(credit))
                 for _, aid, buckets, credit in shown]
@@ -153,15 +171,22 @@ def aging(session: Session, as_of: date, patient_limit: int | None = None) -> di
 
 def apply_credits(buckets: list[int], unapplied: int) -> tuple[list[int], int]:
     """Negative amounts (unapplied credits and credit buckets) pay the oldest positive buckets first."""
-    out = [max(c, 0) for c in buckets]
-    credit = -unapplied + sum(-c for c in buckets if c < 0)  # positive: credit to apply
+    credit = -unapplied  # positive: credit to apply
+    out = []
+    for c in buckets:
+        if c < 0:
+            credit -= c
+            c = 0
+        out.append(c)
     if credit < 0:  # an unapplied debit (e.g. a refund without a claim): owed now
-        out[0] += -credit
+        out[0] -= credit
         credit = 0
-    for i in reversed(range(len(out))):
-        used = min(out[i], credit)
+    i = len(out) - 1
+    while credit and i >= 0:
+        used = out[i] if out[i] < credit else credit
         out[i] -= used
         credit -= used
+        i -= 1
     return out, -credit
 
 
