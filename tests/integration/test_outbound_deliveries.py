@@ -451,13 +451,20 @@ def test_retry_after_is_capped_by_the_budget_and_a_bug_is_dead_lettered_not_loop
     assert rows[ids[1]]["last_error"] == "unexpected RuntimeError" and rows[ids[1]]["attempts"] == 1
 
 
-def test_the_demo_relays_only_its_own_events(hub: Hub, uid: str) -> None:
+def test_the_demo_relays_only_its_own_events(tmp_path: Any, uid: str) -> None:
+    from api.bootstrap import build
     from api.demo import run_demo
+    from api.settings import Settings
 
-    with hub.sessions() as session, session.begin():
-        session.add(OutboxRow(event_type="PatientPaymentPosted", source_id=f"real:{uid}", payload="{}"))
-    result = run_demo(hub)
-    deliveries = result["deliveries"]
-    assert isinstance(deliveries, list) and deliveries and all(r["status"] == "delivered" for r in deliveries)
-    with hub.sessions() as session:  # a real practice's event is left for the real destinations
-        assert session.scalar(select(OutboxRow.published_at).where(OutboxRow.source_id == f"real:{uid}")) is None
+    # A private database: on the shared PostgreSQL another test's relay could take the row meanwhile.
+    hub = build(Settings(database_url=f"sqlite:///{tmp_path / 'demo.db'}", data_dir=tmp_path, amqp_url=""))
+    try:
+        with hub.sessions() as session, session.begin():
+            session.add(OutboxRow(event_type="PatientPaymentPosted", source_id=f"real:{uid}", payload="{}"))
+        result = run_demo(hub)
+        deliveries = result["deliveries"]
+        assert isinstance(deliveries, list) and deliveries and all(r["status"] == "delivered" for r in deliveries)
+        with hub.sessions() as session:  # a real practice's event is left for the real destinations
+            assert session.scalar(select(OutboxRow.published_at).where(OutboxRow.source_id == f"real:{uid}")) is None
+    finally:
+        hub.close()
