@@ -53,6 +53,8 @@ def decode(data: bytes) -> Message:
         return typing.cast(Message, _build(cls, doc["body"], "body"))
     except DecodeError:
         raise
+    except RecursionError as exc:  # JSON nested deeper than the parser's stack: hostile or broken, never ours
+        raise DecodeError("not a valid rcmhub message: nested too deeply") from exc
     except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
         raise DecodeError(f"not a valid rcmhub message: {type(exc).__name__}") from exc
 

@@ -86,3 +86,9 @@ def test_hostile_bytes_raise_decode_error(raw: bytes) -> None:
 def test_random_bytes_never_escape_as_another_exception(raw: bytes) -> None:
     with contextlib.suppress(DecodeError):
         codec.decode(raw)
+
+
+
+def test_nesting_too_deep_for_the_parser_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError, match="nested too deeply"):  # json.loads raises RecursionError inside
+        codec.decode(b'{"type":"PostCharges","v":1,"body":' + b"[" * 50_000 + b"]" * 50_000 + b"}")
