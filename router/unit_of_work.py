@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Self
 
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from router.adapters.payments import PaymentRepository
@@ -21,7 +21,7 @@ from router.adapters.repository import (
     LedgerRepository,
     OutboxRepository,
 )
-from router.domain.errors import ConcurrencyConflict, StoreUnavailable
+from router.domain.errors import ConcurrencyConflict, DomainViolation, StoreUnavailable
 
 
 class UnitOfWork:
@@ -83,9 +83,11 @@ class UnitOfWork:
         try:
             with self.session.begin_nested():
                 yield
-        except BaseException:
+        except BaseException as exc:
             self.accounts.forget()
             self.claims.forget()
+            if isinstance(exc, DataError):  # this command's values: only its savepoint fails (see translate)
+                raise translate(exc) from exc
             raise
 
     def commit(self) -> None:
@@ -102,4 +104,6 @@ def translate(exc: DBAPIError) -> Exception:
         return ConcurrencyConflict(f"a concurrent transaction wrote the same key: {exc.orig}")
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         return StoreUnavailable(f"database unavailable: {type(exc.orig).__name__}")
+    if isinstance(exc, DataError):  # the command's own values cannot be stored (too long, out of range)
+        return DomainViolation(f"a value cannot be stored: {type(exc.orig).__name__}")
     return exc

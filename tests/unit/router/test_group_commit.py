@@ -106,3 +106,17 @@ def test_a_commit_failure_fails_the_whole_batch_and_posts_nothing(hub: Hub, uid:
     results = bus_of(hub).handle_many([charge(uid, n, f"A{uid}{n % 2}") for n in range(4)])
     assert all(isinstance(r, Outcome) and not r.duplicate for r in results)
     assert posted(hub, uid) == {"inbox": 4, "charges": 4, "outbox": 4}
+
+
+def test_a_value_the_database_cannot_store_fails_only_its_command_as_a_domain_violation(hub: Hub, uid: str) -> None:
+    if hub.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores text of any length in a VARCHAR column")
+    account = f"A{uid}"
+    too_long = PostCharges(f"gc:{uid}-1", account, f"V{account}", None,
+                           (ChargeLine(1, date(2024, 3, 1), "9" * 5_000, Decimal("1.00")),))
+    results = bus_of(hub).handle_many([charge(uid, 0, account), too_long, charge(uid, 2, account)])
+    assert isinstance(results[1], DomainViolation) and "DataError" not in type(results[1]).__name__
+    assert isinstance(results[0], Outcome) and isinstance(results[2], Outcome)
+    with pytest.raises(DomainViolation):  # one command per transaction: the same verdict
+        bus_of(hub).handle(PostCharges(f"gc:{uid}-3", account, f"V{account}", None, too_long.charges))
+    assert posted(hub, uid) == {"inbox": 2, "charges": 2, "outbox": 2}
