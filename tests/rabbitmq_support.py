@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -9,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pika
@@ -139,3 +144,52 @@ def assert_ledger_exact(hub: Hub, expected: dict[str, Decimal], prefix: str, com
     assert len({source for source, _ in found}) == commands, "every command posted"
     assert len(found) == legs, "every leg posted once"
     assert len({key for _, key in found}) == len(found), "zero duplicate legs"
+
+
+ROOT = Path(__file__).parents[1]
+
+
+class Worker:
+    """One ``rcmhub worker`` process (restartable), its output in ``logs/{name}-{incarnation}.log``."""
+
+    def __init__(self, name: str, amqp: str, database: str, topology: Topology, logs: Path, *args: str) -> None:
+        self.name, self.logs, self.args, self.incarnation = name, logs, args, 0
+        self.env = {**os.environ, "RCMHUB_AMQP_URL": amqp, "RCMHUB_DATABASE_URL": database,
+                    "RCMHUB_AMQP_PREFIX": topology.prefix, "RCMHUB_LOG_LEVEL": "INFO", "RCMHUB_DATA_DIR": str(logs)}
+        self.process = self.start()
+
+    def start(self) -> subprocess.Popen[bytes]:
+        self.incarnation += 1
+        with self.log_path().open("wb") as log:
+            self.process = subprocess.Popen([sys.executable, "-c", "from api.cli import main; main()", "worker",
+                                             *self.args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return self.process
+
+    def log_path(self, incarnation: int | None = None) -> Path:
+        return self.logs / f"{self.name}-{incarnation or self.incarnation}.log"
+
+    def log(self) -> str:
+        return self.log_path().read_text(errors="replace")
+
+    def busy(self) -> bool:
+        """This incarnation has committed work (so a kill now lands mid-stream, not during start-up)."""
+        return "handled " in self.log()
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def ready(self) -> bool:
+        """Started far enough to have its SIGTERM handler (a SIGTERM before that is not a graceful stop)."""
+        return "rcmhub worker:" in self.log() or self.process.poll() is not None
+
+    def stop(self) -> int:
+        """SIGTERM (graceful shutdown) once it is up, and the exit code."""
+        wait_for(self.ready, timeout=60, what=f"worker {self.name} to start")
+        time.sleep(0.5)  # the banner is printed just before the handlers are installed
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+
+def worker_logs(logs: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in sorted(logs.glob("*.log")))
