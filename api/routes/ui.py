@@ -9,7 +9,7 @@ and the item's ``version`` so a stale decision is refused (shown as a message, t
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -57,10 +57,6 @@ def page(request: Request, name: str, principal: Principal, context: dict[str, A
 
 def new_form_id() -> str:
     return uuid.uuid4().hex
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()
 
 
 @router.get("/ui", response_class=HTMLResponse)
@@ -171,7 +167,7 @@ def ui_account(account: str, request: Request, session: SessionDep, principal: B
 @router.get("/ui/ar", response_class=HTMLResponse)
 def ui_ar(request: Request, session: SessionDep, principal: BillingPage, as_of: date | None = None,
           days: int = 90) -> Response:
-    when = as_of or _today()
+    when = wb._as_of(as_of)
     days = min(max(days, 1), 3660)
     report = aging(session, when, 200)
     totals = [sum((r.buckets[i] for r in report["by_payer"]), Decimal(0)) + report["patient_buckets"][i]

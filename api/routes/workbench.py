@@ -308,6 +308,8 @@ Days = Annotated[int, Query(ge=1, le=3660)]
 
 
 def _as_of(value: date | None) -> date:
+    if value is not None and not date(1900, 1, 1) <= value <= date(2999, 12, 31):
+        raise HTTPException(422, "as_of must be a date between 1900-01-01 and 2999-12-31")
     return value or datetime.now(UTC).date()
 
 
