@@ -8,6 +8,7 @@ ACK codes only - never the payload or the peer's free text, which may quote PHI.
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 import time
@@ -85,6 +86,8 @@ class FhirSender:
                  client: httpx.Client | None = None) -> None:
         self.base = base_url.rstrip("/")
         self.auth = auth
+        # httpx logs every request URL at INFO, and a conditional update's URL carries the account number (PHI).
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
         self.client = client or httpx.Client(timeout=timeout, headers={"Accept": FHIR_JSON})
         self._token: tuple[str, float] | None = None  # (token, expiry on the monotonic clock)
         self._lock = threading.Lock()

@@ -315,9 +315,14 @@ def test_replay_sends_a_dead_delivery_again(hub: Hub, uid: str, monkeypatch: pyt
 
 def test_the_trace_id_is_logged_from_relay_to_delivery_without_phi(hub: Hub, uid: str, hl7_peer: Hl7Peer,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("INFO", logger="connectors.outbound")
-    caplog.set_level("INFO", logger="router.bus")
-    _run(hub, uid, _destinations(uid, mllp("emr", hl7_peer)))
+    caplog.set_level("INFO")
+    peer = FhirPeer().start()
+    try:
+        _run(hub, uid, _destinations(uid, mllp("emr", hl7_peer), fhir("ehr", peer.url)))
+    finally:
+        peer.stop()
+    everything = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"DEMO-{uid}" not in everything and "RIVERA" not in everything  # httpx's URL lines included
     traces = {t for t in _traces(hub, uid) if _rows(hub, {t})}
     assert traces
     logged = [r.getMessage() for r in caplog.records if r.name.startswith(("connectors.outbound", "router.bus"))]
