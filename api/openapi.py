@@ -1,15 +1,18 @@
 """OpenAPI completed with the error answers every route can give (api): the domain-error handler's 422 body
 (``{"detail", "location"}``, beside FastAPI's validation errors), 503 when a dependency is unavailable and 400
-from the URL guard (``api/guards.py``). ``document_errors(app)`` also installs that guard."""
+from the URL guard (``api/guards.py``). ``document_errors(app)`` also installs that guard, and the handler
+that refuses a caller without the route's role before reporting a malformed request (``api/security.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 
 from api.guards import RejectNul
+from api.security import refusal_before_validation
 
 HUB_ERROR = {"title": "HubError", "type": "object", "required": ["detail"],
              "properties": {"detail": {"type": "string"}, "location": {"type": ["string", "null"]}}}
@@ -52,3 +55,4 @@ def document_errors(app: FastAPI) -> None:
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     app.add_middleware(RejectNul)
+    app.add_exception_handler(RequestValidationError, refusal_before_validation)  # type: ignore[arg-type]

@@ -19,7 +19,9 @@ from urllib.parse import quote
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -294,7 +296,8 @@ def _dependency(roles: tuple[str, ...], page: bool) -> Callable[[Request], Await
         request.state.principal = principal
         return principal
 
-    authorize.rcmhub_roles = roles  # type: ignore[attr-defined]  # read by the access-control matrix test
+    authorize.rcmhub_roles = roles  # type: ignore[attr-defined]  # read by required_roles and the matrix test
+    authorize.rcmhub_page = page  # type: ignore[attr-defined]
     return authorize
 
 
@@ -312,6 +315,31 @@ async def optional_principal(request: Request) -> Principal | None:
     """The caller if credentials are valid, else None (never refuses): for the login page and the layout."""
     principal, _ = await run_in_threadpool(_authenticate, request)
     return principal
+
+
+def required_roles(route: object) -> tuple[tuple[str, ...], bool] | None:
+    """The roles a route's ``require``/``require_page`` dependency asks for (and whether it is a page), or None."""
+    stack = [getattr(route, "dependant", None)]
+    while stack:
+        dependant = stack.pop()
+        for sub in getattr(dependant, "dependencies", ()):
+            roles = getattr(sub.call, "rcmhub_roles", None)
+            if roles is not None:
+                return roles, bool(getattr(sub.call, "rcmhub_page", False))
+            stack.append(sub)
+    return None
+
+
+async def refusal_before_validation(request: Request, exc: RequestValidationError) -> Response:
+    """FastAPI parses a body before it runs the dependencies, so a malformed body would earn a caller without
+    the route's role a 422 (unaudited) instead of a refusal: authorize first, then report the validation error."""
+    found = required_roles(request.scope.get("route"))
+    if found is not None:
+        try:
+            await _dependency(found[0], found[1])(request)
+        except Refused as refused:
+            return await http_exception_handler(request, refused)
+    return await request_validation_exception_handler(request, exc)
 
 
 # Responses every protected route declares in OpenAPI: ``responses={**AUTH_RESPONSES, ...}``.

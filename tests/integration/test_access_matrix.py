@@ -204,6 +204,11 @@ def test_every_endpoint_refuses_and_audits_every_caller_without_its_role(hub: Hu
         if response.status_code == 303:
             assert response.headers["location"].startswith("/login?next="), where
         caller.refusals.append((caller.actor, endpoint.path))
+        if endpoint.method != "GET" and not endpoint.page:  # a malformed body is refused the same way, not 422
+            malformed = caller.client.request(endpoint.method, path, content=b"{not json",
+                                              headers={"content-type": "application/json"})
+            assert malformed.status_code in expected, f"{where}; malformed body -> {malformed.status_code}"
+            checked += 1
 
     with hub.sessions() as s:
         rows = s.execute(select(AuditRow.actor, AuditRow.message_id).where(
