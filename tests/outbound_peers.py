@@ -101,6 +101,13 @@ class Hl7Peer:
         self._thread.join(5)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # a client that timed out and hung up (the "slow" fault) is expected here
+
+
 class FhirPeer:
     """Script entries for the next requests (then normal service): ``(status, headers)`` answered without
     storing, or ``("slow", seconds)`` - store, wait past the client's timeout, then answer."""
@@ -110,7 +117,7 @@ class FhirPeer:
         self.resources: dict[str, dict[str, dict[str, Any]]] = {}
         self.requests: list[tuple[float, str, str, int]] = []  # (time, method, path, status)
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _QuietServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True, name="fhir-peer")
 
