@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from api.guards import RejectNul
 from api.security import refusal_before_validation
@@ -56,3 +58,11 @@ def document_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
     app.add_middleware(RejectNul)
     app.add_exception_handler(RequestValidationError, refusal_before_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(DataError, _unrepresentable)  # type: ignore[arg-type]
+
+
+async def _unrepresentable(_request: Request, _exc: DataError) -> JSONResponse:
+    """A request value the database cannot hold (an id beyond BIGINT, say) is the caller's error, not a server
+    fault; nothing of the value is echoed."""
+    return JSONResponse({"detail": "a value in the request cannot be stored or compared (out of range)",
+                         "location": None}, status_code=422)
