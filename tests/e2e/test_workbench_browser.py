@@ -148,7 +148,14 @@ def test_billing_user_matches_an_unmatched_claim_and_a_supervisor_approves_a_lar
             expect(page.get_by_role("status")).to_have_text("Write-off approved and posted.")
             expect(page.locator("#resolution")).to_contain_text(f"approved by {boss}")
             page.screenshot(path=artifacts / "08-approved.png", full_page=True)
+
+            # On a tablet (768 px portrait) the pages reflow to one column: nothing wider than the screen.
+            page.set_viewport_size({"width": 768, "height": 1024})
+            for n, path in enumerate((f"/ui/exceptions/{held.exception_id}", "/ui/workqueue?status=all", "/ui/ar")):
+                page.goto(base + path)
+                assert page.evaluate("document.documentElement.scrollWidth") <= 768, path
+                page.screenshot(path=artifacts / f"{9 + n:02d}-tablet.png", full_page=True)
         finally:
             browser.close()
     assert balances(hub, denied.account)[0] == Decimal("300.00") - held.paid - held.co - held.pr - Decimal("150.00")
-    assert len(list(artifacts.glob("*.png"))) == 8
+    assert len(list(artifacts.glob("*.png"))) == 11
