@@ -21,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 
 from api.deps import HubDep, SessionDep
+from api.routes import ar as ar_routes
 from api.routes import workbench as wb
 from api.security import BILLING, SUPERVISOR, Principal, audit, client_address, require_page
 from api.workbench_render import bar_chart, readable_claim
@@ -167,7 +168,7 @@ def ui_account(account: str, request: Request, session: SessionDep, principal: B
 @router.get("/ui/ar", response_class=HTMLResponse)
 def ui_ar(request: Request, session: SessionDep, principal: BillingPage, as_of: date | None = None,
           days: int = 90) -> Response:
-    when = wb._as_of(as_of)
+    when = ar_routes._as_of(as_of)
     days = min(max(days, 1), 3660)
     report = aging(session, when, 200)
     totals = [sum((r.buckets[i] for r in report["by_payer"]), Decimal(0)) + report["patient_buckets"][i]
@@ -188,6 +189,7 @@ def _stale(_request: Request, exc: StaleItem) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Mount the workbench: JSON routes, pages, static files (htmx, CSS) and the 409 for stale items."""
     app.include_router(wb.router)
+    app.include_router(ar_routes.router)
     app.include_router(router)
     if not any(getattr(r, "path", None) == "/static" for r in app.routes):
         app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

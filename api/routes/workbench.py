@@ -1,5 +1,5 @@
-"""The billing workbench as JSON (``/api/v1/workqueue``, ``/api/v1/workbench/accounts``, ``/api/v1/ar``): the
-same data and actions as the web pages (``api/routes/ui.py``), for billing roles only.
+"""The billing workbench as JSON (``/api/v1/workqueue``, ``/api/v1/workbench/accounts``): the same data and
+actions as the web pages (``api/routes/ui.py``), for billing roles only; A/R is in ``api/routes/ar.py``.
 
 Actions become workbench commands on the hub's in-process bus (the user waits for the outcome). A client
 may send ``form_id`` (or an ``Idempotency-Key`` header): the same id twice posts once. A stale ``version``
@@ -9,20 +9,18 @@ is refused with 409 (someone else acted first).
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.bootstrap import Hub
 from api.deps import HubDep, SessionDep
 from api.security import AUTH_RESPONSES, BILLING, SUPERVISOR, Principal, audit, client_address, require
-from api.workbench_render import jsonable, to_csv
+from api.workbench_render import jsonable
 from mappings.x12.held_claim import remit_claim_from_raw
-from router.ar import BUCKETS, aging, cash_per_week, kpis
 from router.bus import Outcome
 from router.domain.commands import Command
 from router.domain.errors import DomainViolation
@@ -301,59 +299,3 @@ def get_account_detail(account: str, request: Request, session: SessionDep,
     if found is None:
         raise HTTPException(404, "no such account")
     return jsonable(found)  # type: ignore[no-any-return]
-
-
-AsOf = Annotated[date | None, Query(description="default: today (UTC)")]
-Days = Annotated[int, Query(ge=1, le=3660)]
-
-
-def _as_of(value: date | None) -> date:
-    if value is not None and not date(1900, 1, 1) <= value <= date(2999, 12, 31):
-        raise HTTPException(422, "as_of must be a date between 1900-01-01 and 2999-12-31")
-    return value or datetime.now(UTC).date()
-
-
-@router.get("/api/v1/ar/aging", responses=AUTH_RESPONSES)
-def get_aging(session: SessionDep, principal: Billing, as_of: AsOf = None,
-              patients: Annotated[int, Query(ge=0, le=1_000_000, description="largest patient accounts shown; "
-                                             "totals cover all (the CSV has every row)")] = 500) -> dict[str, Any]:
-    """Aging by payer (insurance A/R) and by patient account, buckets from the date of service."""
-    return jsonable(aging(session, _as_of(as_of), patients))  # type: ignore[no-any-return]
-
-
-@router.get("/api/v1/ar/kpis", responses=AUTH_RESPONSES)
-def get_kpis(session: SessionDep, principal: Billing, as_of: AsOf = None, days: Days = 90) -> dict[str, Any]:
-    """Days in A/R, net collection rate, denial rate (by count and amount) over the last ``days`` days."""
-    return jsonable(kpis(session, _as_of(as_of), days))  # type: ignore[no-any-return]
-
-
-@router.get("/api/v1/ar/cash", responses=AUTH_RESPONSES)
-def get_cash(session: SessionDep, principal: Billing, as_of: AsOf = None,
-             weeks: Annotated[int, Query(ge=1, le=260)] = 12) -> list[dict[str, Any]]:
-    """Cash collected per week (insurance and patient payments)."""
-    return jsonable(cash_per_week(session, _as_of(as_of), weeks))  # type: ignore[no-any-return]
-
-
-CSV_TABLES = ("aging-by-payer", "aging-by-patient", "kpis", "cash", "workqueue")
-
-
-@router.get("/api/v1/ar/{table}.csv", response_class=PlainTextResponse, responses={
-    **AUTH_RESPONSES, 200: {"content": {"text/csv": {}}, "description": "the table as CSV"}})
-def get_csv(table: Literal[CSV_TABLES], session: SessionDep, principal: Billing,  # type: ignore[valid-type]
-            f: Filters, as_of: AsOf = None, days: Days = 90) -> PlainTextResponse:
-    """Every A/R table (and the work queue with its filters) as CSV."""
-    when = _as_of(as_of)
-    if table in ("aging-by-payer", "aging-by-patient"):
-        rows = aging(session, when)["by_payer" if table == "aging-by-payer" else "by_patient"]
-        body = to_csv((r.as_json() for r in rows), ["key", "label", *BUCKETS, "credit", "total"])
-    elif table == "kpis":
-        data = kpis(session, when, days)
-        body = to_csv([data], list(data))
-    elif table == "cash":
-        body = to_csv(cash_per_week(session, when), ["week", "insurance", "patient", "total"])
-    else:
-        page = work_queue(session, f)
-        body = to_csv(page.items, ["id", "type", "status", "payer", "claim", "account", "amount", "age_days",
-                                   "assignee", "reason"])
-    return PlainTextResponse(body, media_type="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{table}-{when:%Y-%m-%d}.csv"'})
