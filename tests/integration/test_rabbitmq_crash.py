@@ -194,6 +194,7 @@ def test_sigkilled_workers_lose_nothing_and_post_nothing_twice(private_rabbitmq:
     logs = worker_logs(tmp_path)
     redeliveries = logs.count("redelivery on")
     assert redeliveries > 0, "the kills should have forced redeliveries"
+    assert "parked message_id=" not in logs and "unexpected " not in logs
     secrets = [a.number for p in practice_list for a in p.accounts[:5]] + [a.family for a in practice_list[0].accounts]
     assert not any(s in logs for s in secrets), "logs carry no account numbers or names"
     total_balance = sum((sum(p.insurance.values(), Decimal(0)) + sum(p.patient.values(), Decimal(0))

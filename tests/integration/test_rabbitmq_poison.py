@@ -161,7 +161,7 @@ def test_a_hundred_poison_messages_in_ten_thousand_are_parked_and_never_stall_th
     with declared(url, topology) as channel:
         # Two competing worker processes: one command per transaction, and group commit.
         workers = [Worker(f"w{batch}", url, private_postgres.url, topology, tmp_path, "--role", "router",
-                          "--concurrency", "2", "--batch", str(batch)) for batch in (1, 50)]
+                          "--concurrency", "4", "--batch", str(batch)) for batch in (1, 50)]
         try:
             started = time.monotonic()
             progress = Progress(lambda: processed(hub, prefix) + depth(channel, queue.parking))
