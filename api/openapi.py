@@ -59,9 +59,11 @@ def document_errors(app: FastAPI) -> None:
     app.add_middleware(RejectNul)
     app.add_exception_handler(RequestValidationError, refusal_before_validation)  # type: ignore[arg-type]
     app.add_exception_handler(DataError, _unrepresentable)  # type: ignore[arg-type]
+    # sqlite3 refuses an integer beyond 64 bits while binding it, before SQLAlchemy could wrap it as DataError.
+    app.add_exception_handler(OverflowError, _unrepresentable)  # type: ignore[arg-type]
 
 
-async def _unrepresentable(_request: Request, _exc: DataError) -> JSONResponse:
+async def _unrepresentable(_request: Request, _exc: DataError | OverflowError) -> JSONResponse:
     """A request value the database cannot hold (an id beyond BIGINT, say) is the caller's error, not a server
     fault; nothing of the value is echoed."""
     return JSONResponse({"detail": "a value in the request cannot be stored or compared (out of range)",
