@@ -21,8 +21,9 @@ from fhir.resources.R4B.paymentreconciliation import PaymentReconciliation
 from outbound_peers import FhirPeer, Hl7Peer
 from sqlalchemy import select
 
-from api.bootstrap import Hub
+from api.bootstrap import Hub, build
 from api.demo import practice_messages, remittance_835
+from api.settings import Settings
 from connectors.outbound.config import Destinations, parse_destinations
 from connectors.outbound.engine import OutboundEngine
 from connectors.outbound.store import deliveries_list
@@ -93,6 +94,16 @@ def _settled(hub: Hub, uid: str, timeout: float = 30.0, destination: str | None 
             return rows
         time.sleep(0.05)
     raise AssertionError(f"deliveries did not settle: {_rows(hub, _traces(hub, uid))}")
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """Behaviour that does not depend on the database (transports, faults, retries) runs once, on SQLite;
+    the tie-outs, the relay and the trace run on both backends through ``hub``."""
+    folder = tmp_path_factory.mktemp("outbound")
+    hub = build(Settings(database_url=f"sqlite:///{folder / 'hub.db'}", data_dir=folder, amqp_url=""))
+    yield hub
+    hub.close()
 
 
 @pytest.fixture
@@ -194,7 +205,8 @@ def _retried_once(peer: Hl7Peer, rows: list[dict[str, object]]) -> None:
 
 
 @pytest.mark.parametrize("fault", ["AE", "close", "silent"])
-def test_mllp_faults_end_delivered_exactly_once(hub: Hub, uid: str, fault: str) -> None:
+def test_mllp_faults_end_delivered_exactly_once(embedded: Hub, uid: str, fault: str) -> None:
+    hub = embedded
     peer = Hl7Peer([fault]).start()
     try:
         rows = _run(hub, uid, _destinations(uid, mllp("emr", peer, timeout_seconds=0.5)))
@@ -205,7 +217,9 @@ def test_mllp_faults_end_delivered_exactly_once(hub: Hub, uid: str, fault: str) 
 
 
 @pytest.mark.parametrize(("script", "on_ae"), [(["AR"], "retry"), (["AE"], "dead")])
-def test_mllp_rejections_are_dead_lettered_with_the_reason(hub: Hub, uid: str, script: list[str], on_ae: str) -> None:
+def test_mllp_rejections_are_dead_lettered_with_the_reason(embedded: Hub, uid: str, script: list[str],
+                                                           on_ae: str) -> None:
+    hub = embedded
     peer = Hl7Peer(script).start()
     try:
         rows = _run(hub, uid, _destinations(uid, mllp("emr", peer, on_ae=on_ae)))
@@ -218,7 +232,8 @@ def test_mllp_rejections_are_dead_lettered_with_the_reason(hub: Hub, uid: str, s
 
 
 @pytest.mark.parametrize("fault", [("500", None), ("503", {"Retry-After": "1"}), ("429", None), ("slow", 1.5)])
-def test_fhir_transient_faults_end_delivered_once(hub: Hub, uid: str, fault: tuple[Any, Any]) -> None:
+def test_fhir_transient_faults_end_delivered_once(embedded: Hub, uid: str, fault: tuple[Any, Any]) -> None:
+    hub = embedded
     peer = FhirPeer([fault]).start()
     try:
         rows = _run(hub, uid, _destinations(uid, fhir("emr", peer.url, timeout_seconds=0.5)))
@@ -235,7 +250,8 @@ def test_fhir_transient_faults_end_delivered_once(hub: Hub, uid: str, fault: tup
         assert second - first >= 0.95
 
 
-def test_fhir_permanent_and_exhausted_failures_are_dead_lettered(hub: Hub, uid: str) -> None:
+def test_fhir_permanent_and_exhausted_failures_are_dead_lettered(embedded: Hub, uid: str) -> None:
+    hub = embedded
     peer = FhirPeer([("400", None)] + [("503", None)] * 4).start()
     try:
         rows = _run(hub, uid, _destinations(uid, fhir("emr", peer.url)))
@@ -247,7 +263,8 @@ def test_fhir_permanent_and_exhausted_failures_are_dead_lettered(hub: Hub, uid: 
     assert "HTTP 400" in str(dead[0]["last_error"]) and "HTTP 503" in str(dead[1]["last_error"])
 
 
-def test_a_dead_destination_does_not_delay_a_healthy_one(hub: Hub, uid: str, hl7_peer: Hl7Peer) -> None:
+def test_a_dead_destination_does_not_delay_a_healthy_one(embedded: Hub, uid: str, hl7_peer: Hl7Peer) -> None:
+    hub = embedded
     import socket
 
     blackhole = socket.socket()  # accepts connections, never answers
@@ -270,8 +287,9 @@ def test_a_dead_destination_does_not_delay_a_healthy_one(hub: Hub, uid: str, hl7
         blackhole.close()
 
 
-def test_deliveries_list_json_shows_status_per_event_and_the_trace(hub: Hub, uid: str, hl7_peer: Hl7Peer,
+def test_deliveries_list_json_shows_status_per_event_and_the_trace(embedded: Hub, uid: str, hl7_peer: Hl7Peer,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = embedded
     from typer.testing import CliRunner
 
     from api.cli import app
@@ -289,7 +307,8 @@ def test_deliveries_list_json_shows_status_per_event_and_the_trace(hub: Hub, uid
         (f"emr-{uid.lower()}", "hl7v2-dft", "RemittancePosted", "delivered", trace)}
 
 
-def test_replay_sends_a_dead_delivery_again(hub: Hub, uid: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_sends_a_dead_delivery_again(embedded: Hub, uid: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = embedded
     from typer.testing import CliRunner
 
     from api.cli import app
@@ -386,7 +405,8 @@ def test_an_event_that_cannot_be_planned_waits_unpublished_and_blocks_nothing(hu
     assert len(relay.failed) == 1
 
 
-def test_mllp_over_tls_verifies_the_emr_certificate(hub: Hub, uid: str, tmp_path: Any) -> None:
+def test_mllp_over_tls_verifies_the_emr_certificate(embedded: Hub, uid: str, tmp_path: Any) -> None:
+    hub = embedded
     import shutil
     import ssl
     import subprocess
@@ -428,7 +448,8 @@ class _Flaky:
         return
 
 
-def test_retry_after_is_capped_by_the_budget_and_a_bug_is_dead_lettered_not_looped(hub: Hub, uid: str) -> None:
+def test_retry_after_is_capped_by_the_budget_and_a_bug_is_dead_lettered_not_looped(embedded: Hub, uid: str) -> None:
+    hub = embedded
     from connectors.outbound.errors import RetryLater
     from connectors.outbound.plan import Planned
     from connectors.outbound.store import DeliveryStore, add_planned
@@ -457,9 +478,7 @@ def test_retry_after_is_capped_by_the_budget_and_a_bug_is_dead_lettered_not_loop
 
 
 def test_the_demo_relays_only_its_own_events(tmp_path: Any, uid: str) -> None:
-    from api.bootstrap import build
     from api.demo import run_demo
-    from api.settings import Settings
 
     # A private database: on the shared PostgreSQL another test's relay could take the row meanwhile.
     hub = build(Settings(database_url=f"sqlite:///{tmp_path / 'demo.db'}", data_dir=tmp_path, amqp_url=""))
