@@ -47,7 +47,9 @@ def post_patient_payment(cmd: commands.PostPatientPayment, uow: UnitOfWork) -> S
     _choice(Channel, cmd.channel, "channel")
     if cmd.amount <= 0:
         raise DomainViolation(f"a patient payment must be positive, got {cmd.amount}")
-    for name in ("reference", "check_number", "bank", "gateway_payment_ref", "wallet"):
+    # Fields people type. Gateway and hub ids (pi_..., pl_<hex>) are generated, not typed: their random
+    # characters can hold a Luhn-valid digit run, so they are not scanned.
+    for name in ("reference", "check_number", "bank"):
         reject_pan(getattr(cmd, name), location=name)
     if method is PaymentMethod.CHECK and not cmd.check_number:
         raise MappingError("a check payment needs the check number", location="check_number")
@@ -141,7 +143,7 @@ def save_card_on_file(cmd: pc.SaveCardOnFile, uow: UnitOfWork) -> Sequence[event
     if not (len(cmd.last4) == 4 and cmd.last4.isdigit()):
         raise MappingError("last4 must be four digits", location="last4")
     if not uow.payments.save_card(cmd.account, customer_ref=cmd.customer_ref,
-                                  payment_method_ref=reject_pan(cmd.payment_method_ref, location="payment_method"),
+                                  payment_method_ref=cmd.payment_method_ref,
                                   brand=cmd.brand[:20], last4=cmd.last4, exp_month=cmd.exp_month,
                                   exp_year=cmd.exp_year, wallet=cmd.wallet, consent_id=consent, active=True):
         return []
@@ -157,7 +159,7 @@ def create_payment_plan(cmd: pc.CreatePaymentPlan, uow: UnitOfWork) -> Sequence[
     if consent is None:
         raise DomainViolation("no live autopay consent for this account", location="consent")
     schedule = installment_schedule(cmd.total, cmd.installments, cmd.first_due, frequency)
-    uow.payments.add_plan(cmd.account, schedule, plan_ref=reject_pan(cmd.plan_ref, location="plan_ref"),
+    uow.payments.add_plan(cmd.account, schedule, plan_ref=cmd.plan_ref,
                           source_id=cmd.source_id, total_cents=int(money(cmd.total) * 100),
                           installments=cmd.installments, frequency=frequency.value, first_due=cmd.first_due,
                           payment_method_id=card.id, consent_id=consent, status="active")
