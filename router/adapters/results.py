@@ -151,10 +151,15 @@ def event_scope(session: Session, source_id: str) -> tuple[str, set[str]]:
     remit = session.execute(select(RemittanceRow.id, RemittanceRow.payee_id)
                             .where(RemittanceRow.source_id == source_id)).first()
     if remit is not None:
-        accounts = set(session.scalars(select(AccountRow.number).distinct()
-                                       .join(ClaimRow, ClaimRow.account_id == AccountRow.id)
-                                       .join(RemitClaimRow, RemitClaimRow.claim_id == ClaimRow.id)
-                                       .where(RemitClaimRow.remittance_id == remit[0])))
+        # Two indexed steps, not one join: without planner statistics (a fresh bulk load) PostgreSQL chose
+        # sequential scans of claims and accounts for the join (~30 ms an event on the test database).
+        claim_ids = sorted({i for i in session.scalars(select(RemitClaimRow.claim_id).where(
+            RemitClaimRow.remittance_id == remit[0])) if i is not None})
+        accounts: set[str] = set()
+        for part in chunks(claim_ids):
+            accounts.update(session.scalars(select(AccountRow.number)
+                                            .join(ClaimRow, ClaimRow.account_id == AccountRow.id)
+                                            .where(ClaimRow.id.in_(part))))
         return remit[1], accounts
     return "", set(session.scalars(select(AccountRow.number).distinct()
                                    .join(LedgerRow, LedgerRow.account_id == AccountRow.id)

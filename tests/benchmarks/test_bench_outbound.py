@@ -115,7 +115,9 @@ def test_delivery_throughput_against_a_bare_send_loop(hub: Hub, uid: str) -> Non
              "transport": {"fhir": {"base_url": fhir_peer.url}}}]})
         for i in range(20):
             _feed(hub, f"{uid}{i:02d}")
-        engine = OutboundEngine(hub.sessions, engine_destinations, idle_seconds=0.02)
+        # Scoped to this run's events: the shared PostgreSQL test database holds other runs' outbox rows too.
+        engine = OutboundEngine(hub.sessions, engine_destinations, idle_seconds=0.02,
+                                scope=OutboxRow.source_id.contains(uid))
         started = time.perf_counter()
         engine.start()
         try:
