@@ -28,7 +28,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, and_, case, cast, func, literal, select, union_all
+from sqlalchemy import BigInteger, and_, case, cast, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from router.adapters.orm import (
@@ -80,14 +80,15 @@ def _int(expr: Any) -> Any:
     return cast(expr, BigInteger)
 
 
-def _aging_rows(as_of: date) -> Any:
+def _aging_rows(as_of: date) -> tuple[Any, Any]:
     """One pass over the ledger: per claim its insurance and patient balance, the highest coverage level posted
     on it and the bucket of its date of service (the earliest charge entry: charges carry the line's service
-    date); then insurance by payer, patient by account and entries without a claim by account, one column per
-    bucket. ``bal`` is referenced twice, so PostgreSQL computes it once (a materialized CTE)."""
+    date); then per account and level one column per bucket for each responsibility, with the payer owed.
+    The second statement sums the entries without a claim (unapplied patient credit) per account."""
     # Sums are cast back to bigint: PostgreSQL's sum(bigint) is numeric, and numeric arithmetic in the
     # aggregates above this one costs several times integer arithmetic.
-    bal = (select(LedgerRow.account_id.label("account_id"),
+    # Grouped by claim alone (its account is the same on every entry): the claim index gives the order, no sort.
+    bal = (select(func.max(LedgerRow.account_id).label("account_id"),
                   _int(func.sum(case((LedgerRow.responsibility == "insurance", LedgerRow.amount_cents), else_=0)))
                   .label("ins"),
                   _int(func.sum(case((LedgerRow.responsibility == "patient", LedgerRow.amount_cents), else_=0)))
@@ -95,49 +96,48 @@ def _aging_rows(as_of: date) -> Any:
                   func.max(LedgerRow.coverage_seq).label("paid_seq"),
                   _bucket_expr(func.min(case((LedgerRow.kind == "charge", LedgerRow.effective_date))), as_of)
                   .label("bucket"))
-           .where(LedgerRow.claim_id.is_not(None)).group_by(LedgerRow.claim_id, LedgerRow.account_id).cte("bal"))
+           .where(LedgerRow.claim_id.is_not(None)).group_by(LedgerRow.claim_id).subquery("bal"))
 
-    def pivot(amount: Any) -> list[Any]:  # one column per bucket: one row per payer or account
-        return [_int(func.sum(case((bal.c.bucket == i, amount), else_=0))).label(f"b{i}")
+    def pivot(amount: Any, prefix: str) -> list[Any]:  # one column per bucket
+        return [_int(func.sum(case((bal.c.bucket == i, amount), else_=0))).label(f"{prefix}{i}")
                 for i in range(len(BUCKETS))]
 
-    # Insurance: first per account and paying level (fewer rows to join), then per payer.
-    per_level = (select(bal.c.account_id, bal.c.paid_seq, *pivot(bal.c.ins)).where(bal.c.ins != 0)
-                 .group_by(bal.c.account_id, bal.c.paid_seq).subquery("lvl"))
+    level = (select(bal.c.account_id, bal.c.paid_seq, *pivot(bal.c.ins, "i"), *pivot(bal.c.pat, "p"))
+             .group_by(bal.c.account_id, bal.c.paid_seq).subquery("lvl"))
     nxt, cur = aliased(CoverageRow), aliased(CoverageRow)
     payer = func.coalesce(func.nullif(nxt.payer_name, ""), nxt.payer_id, func.nullif(cur.payer_name, ""),
                           cur.payer_id, literal("(no coverage)"))
-    insurance = (select(literal("i").label("part"), payer.label("payer"), literal(None, Integer).label("account_id"),
-                        *(_int(func.sum(per_level.c[f"b{i}"])) for i in range(len(BUCKETS)))).select_from(per_level)
-                 .outerjoin(nxt, and_(nxt.account_id == per_level.c.account_id,
-                                      nxt.sequence == per_level.c.paid_seq + 1))
-                 .outerjoin(cur, and_(cur.account_id == per_level.c.account_id,
-                                      cur.sequence == func.coalesce(per_level.c.paid_seq, 1)))
-                 .group_by(payer))
-    patient = (select(literal("p"), literal("", String), bal.c.account_id, *pivot(bal.c.pat))
-               .where(bal.c.pat != 0).group_by(bal.c.account_id))
-    zero = [literal(0, Integer)] * (len(BUCKETS) - 1)
-    loose = (select(literal("l"), LedgerRow.responsibility, LedgerRow.account_id,
-                    _int(func.sum(LedgerRow.amount_cents)), *zero)
+    columns = [level.c[f"{p}{i}"] for p in "ip" for i in range(len(BUCKETS))]
+    per_account = (select(level.c.account_id, payer, *columns).select_from(level)
+                   .outerjoin(nxt, and_(nxt.account_id == level.c.account_id, nxt.sequence == level.c.paid_seq + 1))
+                   .outerjoin(cur, and_(cur.account_id == level.c.account_id,
+                                        cur.sequence == func.coalesce(level.c.paid_seq, 1))))
+    loose = (select(LedgerRow.responsibility, LedgerRow.account_id, _int(func.sum(LedgerRow.amount_cents)))
              .where(LedgerRow.claim_id.is_(None)).group_by(LedgerRow.responsibility, LedgerRow.account_id))
-    return union_all(insurance, patient, loose)
+    return per_account, loose
 
 
 def aging(session: Session, as_of: date, patient_limit: int | None = None) -> dict[str, Any]:
     """Aging by payer and by patient account; ``patient_limit`` keeps the largest accounts only (totals still
     cover every account). Sums stay integer cents until the rows returned are built."""
-    payers: dict[str, list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
-    accounts: dict[int, list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
+    payers: dict[str, list[int]] = {}
+    accounts: dict[int, list[int]] = {}
     unapplied: dict[int, int] = defaultdict(int)
-    for part, name, account_id, *cents in session.execute(_aging_rows(as_of)).all():
-        if part == "i":
-            payers[name] = [int(c) for c in cents]
-        elif part == "p":
-            accounts[account_id] = [int(c) for c in cents]
-        elif name == "patient":
-            unapplied[account_id] += int(cents[0])
+    per_account, loose_entries = _aging_rows(as_of)
+    width = len(BUCKETS)
+    for account_id, name, *cents in session.execute(per_account).all():
+        insurance, patient = cents[:width], cents[width:]  # ints: the sums are cast to bigint
+        if any(insurance):
+            known = payers.get(name)
+            payers[name] = insurance if known is None else [a + b for a, b in zip(known, insurance, strict=True)]
+        if any(patient):
+            known = accounts.get(account_id)
+            accounts[account_id] = patient if known is None else [a + b for a, b in zip(known, patient, strict=True)]
+    for responsibility, account_id, amount in session.execute(loose_entries).all():
+        if responsibility == "patient":
+            unapplied[account_id] += int(amount)
         else:  # insurance entries without a claim: none are posted today; shown, never lost
-            payers["(no claim)"][0] += int(cents[0])
+            payers.setdefault("(no claim)", [0] * len(BUCKETS))[0] += int(amount)
     for account_id in unapplied:  # an account may hold only unapplied credit
         accounts.setdefault(account_id, [0] * len(BUCKETS))
     owed: list[tuple[int, int, list[int], int]] = []  # (-total, account id, buckets, credit)
