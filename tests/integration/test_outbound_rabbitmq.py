@@ -135,3 +135,24 @@ def test_a_rabbitmq_destination_receives_the_rendered_messages_confirmed(hub: Hu
         channel.queue_delete(queue)
         channel.exchange_delete(exchange)
         connection.close()
+
+
+def test_worker_role_outbound_needs_destinations(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    url = amqp_url()
+    topology = test_topology()
+    monkeypatch.setenv("RCMHUB_DATABASE_URL", hub.settings.database_url)
+    monkeypatch.setenv("RCMHUB_DATA_DIR", str(hub.settings.data_dir))
+    monkeypatch.setenv("RCMHUB_AMQP_URL", url)
+    monkeypatch.setenv("RCMHUB_AMQP_PREFIX", topology.prefix)
+    monkeypatch.delenv("RCMHUB_DESTINATIONS", raising=False)
+    try:
+        result = CliRunner().invoke(app, ["worker", "--role", "outbound"])
+    finally:
+        with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+            topology.delete(connection.channel())
+    assert result.exit_code == 2
+    assert "--role outbound needs RCMHUB_DESTINATIONS" in " ".join(result.output.split())
