@@ -44,11 +44,16 @@ def gateway_for(fake: FakeStripe, timeout: float = 10.0) -> StripeGateway:
     return StripeGateway("sk_test_fake", webhook_secret=WEBHOOK_SECRET, api_base=fake.url, timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def staff(session_hub: Hub) -> TestClient:
+    """One logged-in staff client per backend (a login hashes a password with argon2: ~1-2 s)."""
+    return staff_client(session_hub, BILLING, SUPERVISOR)
+
+
 @pytest.fixture
-def client(hub: Hub, fake: FakeStripe) -> TestClient:
-    c = staff_client(hub, BILLING, SUPERVISOR)
-    c.app.state.payment_gateway = gateway_for(fake)  # type: ignore[attr-defined]
-    return c
+def client(staff: TestClient, fake: FakeStripe) -> TestClient:
+    staff.app.state.payment_gateway = gateway_for(fake)  # type: ignore[attr-defined]
+    return staff
 
 
 def key() -> dict[str, str]:
