@@ -24,7 +24,7 @@ from rich.console import Console
 from api.bootstrap import Hub, build
 from api.settings import Settings
 from connectors.payments.autopay import AutopayScheduler, AutopayThread
-from connectors.payments.stripe_gateway import StripeGateway
+from connectors.payments.gateway import PaymentGateway
 from router.bus import MessageBus
 from router.domain.commands import PostPatientPayment
 from router.domain.errors import HubError, MappingError
@@ -38,11 +38,14 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document 
 LOCKBOX_COLUMNS = ("account", "amount", "check_number", "bank", "received_on")
 
 
-def payment_gateway(settings: Settings) -> StripeGateway | None:
+def payment_gateway(settings: Settings) -> PaymentGateway | None:
     """The Stripe gateway, or None when no API key is configured (online payments off)."""
     key = settings.stripe_api_key.get_secret_value()
     if not key:
         return None
+    # Imported here: the SDK costs every CLI command (workers included) ~0.2 s of start-up otherwise.
+    from connectors.payments.stripe_gateway import StripeGateway
+
     return StripeGateway(key, webhook_secret=settings.stripe_webhook_secret.get_secret_value(),
                          api_base=settings.stripe_api_base, tolerance=settings.stripe_webhook_tolerance)
 
@@ -52,7 +55,7 @@ def local_bus(hub: Hub) -> MessageBus:
     return hub.local_bus or hub.bus
 
 
-def autopay_scheduler(hub: Hub, gateway: StripeGateway, accounts: list[str] | None = None) -> AutopayScheduler:
+def autopay_scheduler(hub: Hub, gateway: PaymentGateway, accounts: list[str] | None = None) -> AutopayScheduler:
     return AutopayScheduler(hub.sessions, local_bus(hub), gateway, retry_days=hub.settings.payments_retry_days,
                             accounts=accounts or None)
 
