@@ -114,3 +114,27 @@ def test_a_stale_claim_is_taken_over_under_the_same_key_and_not_charged_again(hu
                        .where(AccountRow.number == account))
         assert row is not None and (row.status, row.attempts, row.payment_ref) == ("paid", 1, first.payment_ref)
         assert account_balances(s, account).patient == D("0.00")  # type: ignore[union-attr]
+
+
+def test_rcmhub_payments_run_due_charges_through_the_configured_gateway(hub: Hub, uid: str, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    with FakeStripe() as fake:
+        (account,) = plans_due(hub, fake, uid, 1, 2)
+        env = {"RCMHUB_DATABASE_URL": hub.settings.database_url, "RCMHUB_DATA_DIR": str(tmp_path),
+               "RCMHUB_AMQP_URL": "", "RCMHUB_STRIPE_API_KEY": "sk_test_fake", "RCMHUB_STRIPE_API_BASE": fake.url,
+               "RCMHUB_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
+        args = ["payments", "run-due", "--account", account, "--json"]
+        first = CliRunner().invoke(app, args, env=env)
+        second = CliRunner().invoke(app, args, env=env)
+        missing = CliRunner().invoke(app, args, env={**env, "RCMHUB_STRIPE_API_KEY": ""})
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout) == {"claimed": 2, "succeeded": 2, "failed": 0, "pending": 0, "errors": []}
+    assert json.loads(second.stdout)["claimed"] == 0
+    assert missing.exit_code == 1
+    with hub.sessions() as s:
+        assert account_balances(s, account).patient == D("0.00")  # type: ignore[union-attr]
