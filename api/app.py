@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api import access_log
 from api.bootstrap import Hub
 from api.openapi import document_errors
 from api.routes import accounts, fhir, health, pay, remittances, ui
@@ -24,13 +25,13 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(notice_contact_routes.router)
     app.include_router(fhir.router)
     app.include_router(remittances.router)
+    app.include_router(pay.router)
     app.include_router(auth_routes.router)
     ui.install(app)  # billing workbench: pages, /api/v1/workqueue|ar, static files
     app.include_router(ops_routes.router)
     app.include_router(payment_routes.router)
     app.include_router(payment_routes.webhooks)
     app.include_router(payment_page_routes.router)  # front-desk payment form and receipts
-    app.include_router(pay.router)
 
     @app.exception_handler(HubError)
     async def _hub_error(_request: Request, exc: HubError) -> JSONResponse:
@@ -38,4 +39,5 @@ def create_app(hub: Hub) -> FastAPI:
         return JSONResponse({"detail": exc.reason, "location": exc.location}, status_code=status)
 
     document_errors(app)
+    access_log.install(app)  # route templates, never paths or query strings (PHI)
     return app

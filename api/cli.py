@@ -274,8 +274,10 @@ def serve() -> None:
     if hint := first_user_hint(hub):
         err.print(hint)
     try:
+        # access_log=False: uvicorn's lines carry paths and query strings (PHI); api/access_log.py logs
+        # the route template instead.
         uvicorn.run(create_app(hub), host=settings.api_host, port=settings.api_port,
-                    log_level=settings.log_level.lower())
+                    log_level=settings.log_level.lower(), access_log=False)
     finally:
         stop_watching.set()
         watcher.join(10)
