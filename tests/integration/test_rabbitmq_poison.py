@@ -1,9 +1,12 @@
 """Poison messages at volume: 100 malformed messages of 20 kinds mixed into 10,000 valid charges, consumed by two
-competing ``rcmhub worker`` processes (one command per transaction, and group commit) on the private RabbitMQ
-node and PostgreSQL (``private_services.py``).
+competing ``rcmhub worker`` processes on the private RabbitMQ node and PostgreSQL (``private_services.py``).
 
 All 100 are dead-lettered with a reason and no PHI in their headers, each delivered at most delivery-limit + 1
 times; every valid charge is posted exactly; the queue never stalls (settlements progress every few seconds).
+The workers use group commit (``--batch 50``): a poison message in a batch must fail alone. It is also the
+faster setting here (10,000 charges in ~44 s against ~66 s with one worker at ``--batch 1``), which keeps the
+test's CI time down; one command per transaction is covered at volume by the crash test and for poison
+messages by ``test_rabbitmq_flow``.
 """
 
 from __future__ import annotations
@@ -159,9 +162,9 @@ def test_a_hundred_poison_messages_in_ten_thousand_are_parked_and_never_stall_th
     poison = [(f"poison-{uid}-{n}", KINDS[kinds[n % len(kinds)]][0](uid, n)) for n in range(POISON)]
     expected_reason = {message_id: KINDS[kinds[n % len(kinds)]][1] for n, (message_id, _) in enumerate(poison)}
     with declared(url, topology) as channel:
-        # Two competing worker processes: one command per transaction, and group commit.
-        workers = [Worker(f"w{batch}", url, private_postgres.url, topology, tmp_path, "--role", "router",
-                          "--concurrency", "4", "--batch", str(batch)) for batch in (1, 50)]
+        # Two competing worker processes with group commit.
+        workers = [Worker(f"w{n}-{batch}", url, private_postgres.url, topology, tmp_path, "--role", "router",
+                          "--concurrency", "4", "--batch", str(batch)) for n, batch in enumerate((50, 50))]
         try:
             started = time.monotonic()
             progress = Progress(lambda: processed(hub, prefix) + depth(channel, queue.parking))
