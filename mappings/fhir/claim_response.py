@@ -86,46 +86,48 @@ def _lines(claim: ClaimResult) -> tuple[dict[int, list[PostedEntry]], list[Poste
 def claim_response(remit: RemittanceResult, claim: ClaimResult, identifier: dict[str, Any], base: str,
                    created: str) -> dict[str, Any]:
     lines, header, _first = _lines(claim)
-    doc: dict[str, Any] = {
-        "resourceType": "ClaimResponse", "identifier": [identifier], "status": "active",
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]},
-        "use": "claim", "patient": ref(f"{base}:account", claim.account or ""), "created": created,
-        "insurer": ref(f"{base}:payer", remit.payer_id, remit.payer_name or None),
+    doc = _adjudicated("ClaimResponse", remit, claim, identifier, base, created)
+    doc.update({
         "request": ref(f"{base}:claim", claim.claim_key or claim.pcn),
-        "outcome": "complete", "disposition": f"CLP02={claim.status} {claim.outcome}",
         "item": [{"itemSequence": n, "adjudication": adjudications(es, es[0].line_charge)}
                  for n, es in sorted(lines.items())],
-        "total": [{"category": _category("submitted"), "amount": money(claim.charge)},
-                  {"category": _category("benefit"), "amount": money(claim.paid)}],
-        "payment": _payment(remit, claim),
-    }
-    if header:
-        doc["adjudication"] = adjudications(header, None)
-    if not doc["item"]:
-        del doc["item"]
-    return doc
+    })
+    return _finish(doc, header)
 
 
 def explanation_of_benefit(remit: RemittanceResult, claim: ClaimResult, identifier: dict[str, Any], base: str,
                            created: str) -> dict[str, Any]:
     """The same content as an ExplanationOfBenefit (for EMRs that take EOBs): items carry their procedure."""
     lines, header, first = _lines(claim)
-    doc: dict[str, Any] = {
-        "resourceType": "ExplanationOfBenefit", "identifier": [identifier], "status": "active",
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]},
-        "use": "claim", "patient": ref(f"{base}:account", claim.account or ""), "created": created,
-        "insurer": ref(f"{base}:payer", remit.payer_id, remit.payer_name or None),
+    doc = _adjudicated("ExplanationOfBenefit", remit, claim, identifier, base, created)
+    doc.update({
         "provider": ref(f"{base}:payee", remit.payee_id or "unknown", remit.payee_name or None),
-        "claim": ref(f"{base}:claim", claim.claim_key or claim.pcn), "outcome": "complete",
-        "disposition": f"CLP02={claim.status} {claim.outcome}",
+        "claim": ref(f"{base}:claim", claim.claim_key or claim.pcn),
         "insurance": [{"focal": True, "coverage": {"display": remit.payer_name or remit.payer_id or "payer"}}],
         "item": [{"sequence": n, "productOrService": {"coding": [{"system": "http://www.ama-assn.org/go/cpt",
                                                                   "code": first[n].procedure or "unknown"}]},
                   "adjudication": adjudications(es, es[0].line_charge)} for n, es in sorted(lines.items())],
+    })
+    return _finish(doc, header)
+
+
+def _adjudicated(resource_type: str, remit: RemittanceResult, claim: ClaimResult, identifier: dict[str, Any],
+                 base: str, created: str) -> dict[str, Any]:
+    """The elements ClaimResponse and ExplanationOfBenefit share: who, outcome, totals and payment."""
+    return {
+        "resourceType": resource_type, "identifier": [identifier], "status": "active",
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]},
+        "use": "claim", "patient": ref(f"{base}:account", claim.account or ""), "created": created,
+        "insurer": ref(f"{base}:payer", remit.payer_id, remit.payer_name or None),
+        "outcome": "complete", "disposition": f"CLP02={claim.status} {claim.outcome}",
         "total": [{"category": _category("submitted"), "amount": money(claim.charge)},
                   {"category": _category("benefit"), "amount": money(claim.paid)}],
         "payment": _payment(remit, claim),
     }
+
+
+def _finish(doc: dict[str, Any], header: list[PostedEntry]) -> dict[str, Any]:
+    """Claim-level adjudication when there is any; no empty ``item`` list (FHIR forbids empty arrays)."""
     if header:
         doc["adjudication"] = adjudications(header, None)
     if not doc["item"]:

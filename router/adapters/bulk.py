@@ -23,7 +23,8 @@ table cost ~6 ms per call, most of a charge's database time; one multi-row INSER
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -103,15 +104,13 @@ def copy_new_rows(session: Session, table: Table, columns: Sequence[str], tuples
             copy.write_row(values)
 
 
-class _translated:
+@contextmanager
+def _translated() -> Iterator[None]:
     """psycopg errors raised on the raw driver connection, mapped as ``unit_of_work.translate`` maps
     SQLAlchemy's (which never sees them): a key clash is a concurrent writer, a lost server is transient."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
-        if isinstance(exc, psycopg.errors.IntegrityError):
-            raise ConcurrencyConflict(f"a concurrent transaction wrote the same key: {type(exc).__name__}") from exc
-        if isinstance(exc, psycopg.OperationalError):
-            raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    try:
+        yield
+    except psycopg.errors.IntegrityError as exc:
+        raise ConcurrencyConflict(f"a concurrent transaction wrote the same key: {type(exc).__name__}") from exc
+    except psycopg.OperationalError as exc:
+        raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
