@@ -27,6 +27,7 @@ CONTROL_ID = "x-rcmhub-control-id"
 SOURCE_HASH = "x-rcmhub-source-hash"
 REASON = "x-rcmhub-reason"
 ORIGIN_QUEUE = "x-rcmhub-queue"
+STORED_ID = "x-rcmhub-stored-id"  # the message store row of a raw payload already kept (MLLP store-and-forward)
 
 # pika's failures, each translated at this boundary (a test checks every one has a mapping).
 PIKA_ERRORS: tuple[type[Exception], ...] = (pe.AMQPError, ConnectionError, OSError)
