@@ -3,18 +3,22 @@ own short transaction before any processing, then marked with what became of it.
 
 Resends: the same sender + control id (MSH-4 + MSH-10) with the same digest as a processed message is a
 resend (answered again, not processed); with a different digest it is a conflict. A message rejected
-earlier may be corrected and sent again under its control id, so only processed or in-flight messages
-count. The raw bytes carry PHI: they are never logged, and ``search`` does not return them.
+earlier may be corrected and sent again under its control id, so only processed or in-flight (received)
+messages count. ``store_many`` keeps a batch in one transaction with one multi-row INSERT (the MLLP
+store-and-forward path, ``connectors/hl7_forwarder.py``). The raw bytes carry PHI: they are never logged,
+and ``search`` does not return them.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TypedDict
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -23,7 +27,9 @@ from router.unit_of_work import translate
 
 
 class MessageStatus(StrEnum):
-    RECEIVED = "received"  # stored; not (yet) processed, e.g. a transient failure left it for replay
+    # Stored, not (yet) processed: waiting on the intake queue (MLLP store-and-forward) or left for replay by a
+    # transient failure (then ``error`` says which). A resend of it is processed again, never waved through.
+    RECEIVED = "received"
     PROCESSED = "processed"
     REJECTED = "rejected"
     DUPLICATE = "duplicate"  # a resend of a processed message; nothing done
@@ -60,8 +66,61 @@ class StoredMessage:
         return self.status is MessageStatus.CONFLICT
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    """One message to keep, as ``store_many`` takes it.
+
+    ``digest`` defaults to SHA-256 of ``raw``; a channel may pass one over a canonical form (HL7 with its
+    segment endings normalised) so the same message by file and by MLLP is recognised. With ``error`` set
+    the message is already known to be unacceptable (an unreadable MSH, an MSH-9 the hub does not map): it
+    is kept ``rejected`` with that reason, and being rejected it claims no control id.
+    """
+
+    raw: bytes
+    channel: str
+    peer: str
+    format: str
+    message_type: str = ""
+    sender: str = ""
+    control_id: str = ""
+    digest: str | None = None
+    error: str | None = None
+    error_location: str | None = None
+
+
 def digest_of(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
+
+
+_CONFLICT = "message control id already used for a message with different content"
+_COUNTED = (MessageStatus.PROCESSED.value, MessageStatus.RECEIVED.value)  # what a later message is compared with
+
+
+class _Row(TypedDict):
+    """A ``messages`` row as ``store_many`` inserts it (Core, no ORM object per message)."""
+
+    channel: str
+    peer: str
+    format: str
+    message_type: str
+    sender: str
+    control_id: str
+    digest: str
+    status: str
+    raw: bytes
+    received_at: datetime
+    error: str | None
+    error_location: str | None
+
+
+@dataclass
+class _Seen:
+    """An earlier message under one sender + control id: a stored row, or an item earlier in the same batch."""
+
+    digest: str
+    status: str
+    row_id: int | None = None
+    index: int = -1  # position in the batch while its row id is not known yet
 
 
 class MessageStore:
@@ -70,55 +129,99 @@ class MessageStore:
 
     def store(self, raw: bytes, channel: str, peer: str, format: str, message_type: str = "", sender: str = "",
               control_id: str = "", *, digest: str | None = None) -> StoredMessage:
-        """Keep ``raw`` durably (committed on return) and tell whether it repeats an earlier message.
+        """Keep ``raw`` durably (committed on return) and tell whether it repeats an earlier message."""
+        return self.store_many([NewMessage(raw, channel, peer, format, message_type, sender, control_id,
+                                           digest)])[0]
 
-        ``digest`` defaults to SHA-256 of ``raw``; a channel may pass one over a canonical form (HL7 with
-        its segment endings normalised) so the same message by file and by MLLP is recognised.
+    def store_many(self, items: Sequence[NewMessage]) -> list[StoredMessage]:
+        """Keep every item durably, committed together on return, and tell each one's standing, in order.
+
+        Each item is judged as ``store`` would judge it alone, had the items arrived one after the other: an
+        item repeats or conflicts with a stored message or with an earlier item of the same batch. One SELECT
+        finds the earlier messages of every sender + control id in the batch; one multi-row INSERT keeps them
+        all, RETURNING the ids in the items' order (on PostgreSQL; SQLite does not promise that order, so
+        SQLAlchemy inserts row by row there, still in the one transaction).
         """
-        digest = digest or digest_of(raw)
+        if not items:
+            return []
+        now = utcnow()
         try:
             with self.sessions() as session, session.begin():
-                status, earlier = MessageStatus.RECEIVED, None
-                if control_id:
-                    status, earlier = self._compare(session, sender, control_id, digest)
-                row = MessageRow(channel=channel[:16], peer=peer[:200], format=format[:16],
-                                 message_type=message_type[:32], sender=sender[:200], control_id=control_id[:200],
-                                 digest=digest, status=status.value, raw=raw, received_at=utcnow())
-                if status is MessageStatus.CONFLICT:
-                    row.error = "message control id already used for a message with different content"
-                    row.error_location = "MSH-10"
-                session.add(row)
-                session.flush()
-                return _view(row, earlier)
+                conn = session.connection()
+                seen = self._earlier(conn, items)
+                rows: list[_Row] = []
+                earlier: list[_Seen | None] = []
+                for index, item in enumerate(items):
+                    sender, control_id = item.sender[:200], item.control_id[:200]
+                    digest = item.digest or digest_of(item.raw)
+                    status, repeated, error, location = MessageStatus.RECEIVED, None, item.error, item.error_location
+                    if error is not None:
+                        status = MessageStatus.REJECTED
+                    elif control_id:
+                        before = seen.setdefault((sender, control_id), [])
+                        status, repeated = _compare(before, digest)
+                        if status is MessageStatus.CONFLICT:
+                            error, location = _CONFLICT, "MSH-10"
+                        elif status is MessageStatus.RECEIVED:  # counts for the items after it
+                            before.append(_Seen(digest, status.value, index=index))
+                    rows.append(_Row(channel=item.channel[:16], peer=item.peer[:200], format=item.format[:16],
+                                     message_type=item.message_type[:32], sender=sender, control_id=control_id,
+                                     digest=digest, status=status.value, raw=item.raw, received_at=now, error=error,
+                                     error_location=location and location[:120]))
+                    earlier.append(repeated)
+                ids = list(conn.execute(insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True),
+                                        rows).scalars())
         except DBAPIError as exc:
             raise translate(exc) from exc
+        return [StoredMessage(row_id, now, r["channel"], r["peer"], r["format"], r["message_type"], r["sender"],
+                              r["control_id"], r["digest"], MessageStatus(r["status"]), r["error"],
+                              r["error_location"], earlier_id=None if e is None else
+                              e.row_id if e.row_id is not None else ids[e.index])
+                for row_id, r, e in zip(ids, rows, earlier, strict=True)]
 
-    def _compare(self, session: Session, sender: str, control_id: str,
-                 digest: str) -> tuple[MessageStatus, int | None]:
-        rows = session.execute(
-            select(MessageRow.id, MessageRow.digest, MessageRow.status)
-            .where(MessageRow.sender == sender[:200], MessageRow.control_id == control_id[:200],
-                   MessageRow.status.in_([MessageStatus.PROCESSED.value, MessageStatus.RECEIVED.value]))
-            .order_by(MessageRow.id)).all()
-        for row_id, row_digest, row_status in rows:
-            if row_digest == digest and row_status == MessageStatus.PROCESSED.value:
-                return MessageStatus.DUPLICATE, row_id
-        for row_id, row_digest, _ in rows:
-            if row_digest != digest:
-                return MessageStatus.CONFLICT, row_id
-        return MessageStatus.RECEIVED, None
+    @staticmethod
+    def _earlier(conn: Connection, items: Sequence[NewMessage]) -> dict[tuple[str, str], list[_Seen]]:
+        """The counted earlier messages of each sender + control id in ``items``, oldest first."""
+        keys = {(i.sender[:200], i.control_id[:200]) for i in items if i.control_id and i.error is None}
+        seen: dict[tuple[str, str], list[_Seen]] = {}
+        if not keys:
+            return seen
+        found = conn.execute(
+            select(MessageRow.id, MessageRow.sender, MessageRow.control_id, MessageRow.digest, MessageRow.status)
+            .where(tuple_(MessageRow.sender, MessageRow.control_id).in_(sorted(keys)),
+                   MessageRow.status.in_(_COUNTED))
+            .order_by(MessageRow.id))
+        for row_id, sender, control_id, digest, status in found:
+            seen.setdefault((sender, control_id), []).append(_Seen(digest, status, row_id))
+        return seen
 
     def mark(self, message_id: int, status: MessageStatus, error: str | None = None, location: str | None = None,
              account: str | None = None, claim_key: str | None = None) -> None:
+        self.mark_many([message_id], status, error, location, account=account, claim_key=claim_key)
+
+    def mark_many(self, ids: Sequence[int], status: MessageStatus, error: str | None = None,
+                  location: str | None = None, *, account: str | None = None, claim_key: str | None = None,
+                  only_if: MessageStatus | None = None) -> None:
+        """Set what became of the messages ``ids`` (committed on return), all alike, in one UPDATE.
+
+        ``error``/``location`` say why (None clears them); ``account``/``claim_key`` are set when given (for
+        values that differ per message, mark per message). ``processed_at`` becomes now. With ``only_if``,
+        only rows still in that status change: another process (an intake worker) may have moved one on.
+        """
+        if not ids:
+            return
         values: dict[str, object] = {"status": status.value, "error": error, "error_location": (location or None)
                                      and location[:120], "processed_at": utcnow()}
         if account is not None:
             values["account"] = account[:64]
         if claim_key is not None:
             values["claim_key"] = claim_key[:64]
+        query = update(MessageRow).where(MessageRow.id.in_(list(ids))).values(**values)
+        if only_if is not None:
+            query = query.where(MessageRow.status == only_if.value)
         try:
             with self.sessions() as session, session.begin():
-                session.execute(update(MessageRow).where(MessageRow.id == message_id).values(**values))
+                session.execute(query)
         except DBAPIError as exc:
             raise translate(exc) from exc
 
@@ -144,6 +247,17 @@ class MessageStore:
                 query = query.where(column == value)
         with self.sessions() as session:
             return [_view(row) for row in session.scalars(query)]
+
+
+def _compare(seen: list[_Seen], digest: str) -> tuple[MessageStatus, _Seen | None]:
+    """A resend of a processed message; else a conflict with the first earlier one of other content."""
+    for earlier in seen:
+        if earlier.digest == digest and earlier.status == MessageStatus.PROCESSED.value:
+            return MessageStatus.DUPLICATE, earlier
+    for earlier in seen:
+        if earlier.digest != digest:
+            return MessageStatus.CONFLICT, earlier
+    return MessageStatus.RECEIVED, None
 
 
 def _view(row: MessageRow, earlier: int | None = None) -> StoredMessage:

@@ -1,14 +1,16 @@
 """The message store on SQLite and PostgreSQL: raw kept before processing, resends and conflicts told
-apart by sender + control id + digest, status marks, search by control id, account and claim key."""
+apart by sender + control id + digest (one by one or in a batch), status marks, search by control id,
+account and claim key."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import sessionmaker
 
 from api.bootstrap import Hub
 from router.adapters.db import make_engine
-from router.adapters.message_store import MessageStatus, MessageStore
+from router.adapters.message_store import MessageStatus, MessageStore, NewMessage
 from router.domain.errors import StoreUnavailable
 
 
@@ -80,3 +82,79 @@ def test_an_unreachable_database_is_a_transient_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable):
         MessageStore(sessionmaker(engine)).store(b"x", "mllp", "", "hl7v2")
     engine.dispose()
+
+
+def _batch(uid: str) -> list[NewMessage]:
+    """One sender's messages as an EMR might send them in a burst: repeats, a reuse, an unreadable one."""
+    def msg(raw: bytes, control: str, error: str | None = None) -> NewMessage:
+        return NewMessage(raw, "mllp", "peer", "hl7v2", "DFT^P03", "FAC", control, error=error,
+                          error_location="MSH-9" if error else None)
+
+    return [msg(b"processed before", f"P{uid}"), msg(b"first", f"C{uid}"), msg(b"other", f"C{uid}"),
+            msg(b"first", f"C{uid}"), msg(b"bad type", f"R{uid}", error="ADT^A40 is not supported"),
+            msg(b"after the rejected one", f"R{uid}"), msg(b"no control id", "")]
+
+
+def test_a_batch_is_judged_as_the_same_messages_stored_one_by_one(store: MessageStore, uid: str) -> None:
+    ones, batch = f"1{uid}", f"2{uid}"
+    for run in (ones, batch):
+        store.mark(store.store(b"processed before", "mllp", "", "hl7v2", "DFT^P03", "FAC", f"P{run}").id,
+                   MessageStatus.PROCESSED)
+    alone = [store.store_many([item])[0] for item in _batch(ones)]
+    together = store.store_many(_batch(batch))
+    assert [m.status for m in together] == [m.status for m in alone] == [
+        MessageStatus.DUPLICATE, MessageStatus.RECEIVED, MessageStatus.CONFLICT, MessageStatus.RECEIVED,
+        MessageStatus.REJECTED, MessageStatus.RECEIVED, MessageStatus.RECEIVED]
+    assert [m.id for m in together] == sorted(m.id for m in together)  # ids in the items' order
+    assert together[2].earlier_id == together[1].id  # the conflict points at the earlier item of its batch
+    assert alone[2].earlier_id == alone[1].id
+    assert (together[2].error_location, together[4].error, together[4].error_location) == (
+        "MSH-10", "ADT^A40 is not supported", "MSH-9")
+    kept = store.get(together[4].id)
+    assert kept is not None and kept.status is MessageStatus.REJECTED and store.raw(together[4].id) == b"bad type"
+    assert [m.id for m in store.search(control_id=f"C{batch}")] == [m.id for m in together[1:4]][::-1]
+
+
+def test_a_batch_is_one_transaction_and_on_postgresql_one_multi_row_insert(store: MessageStore, uid: str) -> None:
+    engine = store.sessions.kw["bind"]
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement.split()[0].upper())
+
+    def commit(conn: object) -> None:
+        statements.append("COMMIT")
+
+    event.listen(engine, "before_cursor_execute", count)
+    event.listen(engine, "commit", commit)
+    try:
+        stored = store.store_many([NewMessage(f"m{n}".encode(), "mllp", "", "hl7v2", "DFT^P03", "FAC", f"C{n}{uid}")
+                                   for n in range(50)])
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        event.remove(engine, "commit", commit)
+    # SQLite does not promise RETURNING in VALUES order, so SQLAlchemy inserts row by row there (same transaction).
+    inserts = 1 if engine.dialect.name == "postgresql" else 50
+    assert [s for s in statements if s in ("SELECT", "INSERT", "UPDATE", "COMMIT")] == [
+        "SELECT", *["INSERT"] * inserts, "COMMIT"]
+    assert len({m.id for m in stored}) == 50 and all(m.status is MessageStatus.RECEIVED for m in stored)
+    assert [store.raw(m.id) for m in stored[:3]] == [b"m0", b"m1", b"m2"]
+
+
+def test_mark_many_sets_every_row_in_one_update_and_only_if_spares_rows_moved_on(store: MessageStore,
+                                                                                uid: str) -> None:
+    stored = store.store_many([NewMessage(f"m{n}".encode(), "mllp", "", "hl7v2", "DFT^P03", "FAC", f"C{n}{uid}")
+                               for n in range(3)])
+    store.mark(stored[0].id, MessageStatus.PROCESSED, account=f"A{uid}")  # an intake worker got there first
+    store.mark_many([m.id for m in stored], MessageStatus.RECEIVED, "broker unavailable; not forwarded", "MSH",
+                    only_if=MessageStatus.RECEIVED)
+    after = [store.get(m.id) for m in stored]
+    assert [(m.status, m.error, m.account) for m in after if m is not None] == [
+        (MessageStatus.PROCESSED, None, f"A{uid}"),
+        (MessageStatus.RECEIVED, "broker unavailable; not forwarded", None),
+        (MessageStatus.RECEIVED, "broker unavailable; not forwarded", None)]
+    store.mark_many([m.id for m in stored[1:]], MessageStatus.PROCESSED, claim_key=f"V{uid}")
+    assert [m.id for m in store.search(claim_key=f"V{uid}", status=MessageStatus.PROCESSED)] == [
+        stored[2].id, stored[1].id]
+    store.mark_many([], MessageStatus.PROCESSED)  # nothing to do, no statement
+    assert store.store_many([]) == []
