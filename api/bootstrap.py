@@ -18,7 +18,7 @@ from router.adapters.db import make_engine, upgrade
 from router.adapters.message_store import MessageStore
 from router.bus import InProcessBus, MessageBus
 from router.domain.workbench import WorkbenchPolicy
-from router.handlers import HANDLERS
+from router.handlers import BATCH_HANDLERS, HANDLERS
 from router.unit_of_work import UnitOfWork
 from router.workbench import workbench_handlers
 
@@ -48,7 +48,8 @@ def build(settings: Settings, *, migrate: bool = True, in_process: bool = False)
     uow_factory = partial(UnitOfWork, sessions)
     # Workbench actions (billing staff) always run on this in-process bus: the user waits for the outcome.
     wb_policy = WorkbenchPolicy(write_off_threshold=settings.write_off_threshold)
-    local_bus = InProcessBus(uow_factory, {**HANDLERS, **workbench_handlers(policy=wb_policy)})
+    local_bus = InProcessBus(uow_factory, {**HANDLERS, **workbench_handlers(policy=wb_policy)},
+                             batch_handlers=BATCH_HANDLERS)
     bus: MessageBus = local_bus
     if settings.amqp_url and not in_process:
         bus = RabbitBus(Publisher(settings.amqp_url), Topology(settings.amqp_prefix))

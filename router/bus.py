@@ -25,6 +25,7 @@ from router.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Any, UnitOfWork], Sequence[Event]]
+BatchHandler = Callable[[Sequence[Any], UnitOfWork], list[Sequence[Event]]]
 Listener = Callable[[Event], None]
 
 
@@ -86,10 +87,12 @@ def ordering_keys(command: Command) -> tuple[str, ...]:
 
 class InProcessBus:
     def __init__(self, uow_factory: Callable[[], UnitOfWork], handlers: Mapping[type[Command], Handler],
-                 listeners: Mapping[type[Event], Sequence[Listener]] | None = None) -> None:
+                 listeners: Mapping[type[Event], Sequence[Listener]] | None = None,
+                 batch_handlers: Mapping[type[Command], BatchHandler] | None = None) -> None:
         self.uow_factory = uow_factory
         self.handlers = handlers
         self.listeners = listeners or {}
+        self.batch_handlers = batch_handlers or {}
 
     def handle(self, command: Command) -> Outcome:
         handler = self.handlers[type(command)]
@@ -136,23 +139,53 @@ class InProcessBus:
         return outcome
 
     def _batch(self, commands: Sequence[Command], fingerprints: Sequence[str]) -> list[Outcome | PermanentError]:
-        results: list[Outcome | PermanentError] = []
         with self.uow_factory() as uow:
             # Every account of the batch, up front and sorted (``lock_accounts`` sorts): two batches
             # never wait on each other's locks in a cycle.
             uow.lock_accounts(key for command in commands for key in ordering_keys(command))
-            for command, fingerprint in zip(commands, fingerprints, strict=True):
-                try:
-                    # Inbox rows of earlier commands are flushed when their savepoint is released, so
-                    # a repeat later in the same batch finds them like any other duplicate.
-                    with uow.savepoint():
-                        results.append(self._apply(uow, command, self.handlers[type(command)], fingerprint))
-                except PermanentError as exc:
-                    results.append(exc)
+            results = self._set_based(uow, commands, fingerprints) or self._one_by_one(uow, commands, fingerprints)
             uow.commit()
         for command, fingerprint, result in zip(commands, fingerprints, results, strict=True):
             if isinstance(result, Outcome):
                 _log_handled(command, fingerprint, result)
+        return results
+
+    def _set_based(self, uow: UnitOfWork, commands: Sequence[Command],
+                   fingerprints: Sequence[str]) -> list[Outcome | PermanentError] | None:
+        """The batch through its type's set-based handler (a few statements for all of it), or None when it
+        has none: mixed types, a source id twice, or a command that breaks a rule (found one by one)."""
+        kind = type(commands[0])
+        batch_handler = self.batch_handlers.get(kind)
+        if (batch_handler is None or any(type(c) is not kind for c in commands)
+                or len({c.source_id for c in commands}) < len(commands)):
+            return None
+        seen = uow.inbox.digests_of(c.source_id for c in commands)
+        results: list[Outcome | PermanentError] = [
+            _repeat(c, seen[c.source_id], f) if c.source_id in seen else Outcome(c.source_id)
+            for c, f in zip(commands, fingerprints, strict=True)]
+        fresh = [i for i, c in enumerate(commands) if c.source_id not in seen]
+        try:
+            with uow.savepoint():
+                produced = batch_handler([commands[i] for i in fresh], uow) if fresh else []
+                uow.inbox.add_many((commands[i].source_id, kind.__name__, fingerprints[i]) for i in fresh)
+                uow.outbox.add((type(e).__name__, e.source_id, to_json(e)) for es in produced for e in es)
+        except PermanentError:
+            return None
+        for i, es in zip(fresh, produced, strict=True):
+            results[i] = Outcome(commands[i].source_id, events=tuple(es))
+        return results
+
+    def _one_by_one(self, uow: UnitOfWork, commands: Sequence[Command],
+                    fingerprints: Sequence[str]) -> list[Outcome | PermanentError]:
+        results: list[Outcome | PermanentError] = []
+        for command, fingerprint in zip(commands, fingerprints, strict=True):
+            try:
+                # Inbox rows of earlier commands are written inside their savepoint, so a repeat later in
+                # the same batch finds them like any other duplicate.
+                with uow.savepoint():
+                    results.append(self._apply(uow, command, self.handlers[type(command)], fingerprint))
+            except PermanentError as exc:
+                results.append(exc)
         return results
 
     @staticmethod
@@ -160,14 +193,21 @@ class InProcessBus:
         """Inbox check, handler, inbox row and outbox rows, inside the caller's transaction."""
         seen = uow.inbox.digest_of(command.source_id)
         if seen is not None:
-            if seen != fingerprint:
-                raise DomainViolation(
-                    f"source id {command.source_id!r} was already processed with different content")
-            return Outcome(command.source_id, duplicate=True)
+            result = _repeat(command, seen, fingerprint)
+            if isinstance(result, PermanentError):
+                raise result
+            return result
         events = tuple(handler(command, uow))
         uow.inbox.add(command.source_id, type(command).__name__, fingerprint)
         uow.outbox.add((type(e).__name__, e.source_id, to_json(e)) for e in events)
         return Outcome(command.source_id, events=events)
+
+
+def _repeat(command: Command, seen: str, fingerprint: str) -> Outcome | PermanentError:
+    """A source id the inbox has: a duplicate when the content matches, else a rule broken."""
+    if seen != fingerprint:
+        return DomainViolation(f"source id {command.source_id!r} was already processed with different content")
+    return Outcome(command.source_id, duplicate=True)
 
 
 def _log_handled(command: Command, fingerprint: str, outcome: Outcome) -> None:

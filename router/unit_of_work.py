@@ -67,12 +67,15 @@ class UnitOfWork:
         """
         if self.session.get_bind().dialect.name != "postgresql":
             return
-        for number in sorted(set(numbers)):
-            key = int.from_bytes(hashlib.sha256(f"account:{number}".encode()).digest()[:8], "big", signed=True)
-            try:
-                self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-            except DBAPIError as exc:
-                raise translate(exc) from exc
+        keys = [int.from_bytes(hashlib.sha256(f"account:{n}".encode()).digest()[:8], "big", signed=True)
+                for n in sorted(set(numbers))]
+        if not keys:
+            return
+        try:  # one round trip for the batch; unnest keeps the array's (sorted) order
+            self.session.execute(text("SELECT count(pg_advisory_xact_lock(k)) "
+                                      "FROM unnest(CAST(:keys AS bigint[])) AS k"), {"keys": keys})
+        except DBAPIError as exc:
+            raise translate(exc) from exc
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

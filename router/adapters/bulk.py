@@ -37,6 +37,7 @@ from router.domain.errors import ConcurrencyConflict, StoreUnavailable
 
 _names = itertools.count(1)
 COPY_FROM = 50  # rows; below this a plain multi-row INSERT is cheaper than COPY through a temporary table
+COPY_NEW_FROM = 10  # rows; a COPY straight into the table costs about one round trip more than an INSERT
 
 
 def _defaults(table: Table, given: set[str]) -> dict[str, Callable[[], Any]]:
@@ -57,12 +58,10 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     Returns the ``returning`` columns of the rows inserted (in no guaranteed order on PostgreSQL)."""
     if not rows:
         return []
-    dialect = session.get_bind().dialect
-    if dialect.name != "postgresql" or len(rows) < COPY_FROM:
-        make = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect.name, insert)
-        stmt = make(table)
+    if session.get_bind().dialect.name != "postgresql" or len(rows) < COPY_FROM:
+        stmt = dialect_insert(session, table)
         if conflict:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))  # type: ignore[attr-defined]
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
         return [tuple(r) for r in session.execute(stmt.returning(*(table.c[c] for c in returning)), list(rows))]
     keys = list(rows[0])
     defaults = _defaults(table, set(keys))
@@ -90,6 +89,28 @@ def copy_insert(session: Session, table: Table, columns: Sequence[str], tuples: 
         found = [tuple(r) for r in cur.fetchall()]
         cur.execute(f"DROP TABLE {temp}")
     return found
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """The dialect's own INSERT construct (``on_conflict_do_*``, ``excluded``) for this session's database."""
+    name = session.get_bind().dialect.name
+    return {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(name, insert)(table)
+
+
+def insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT ``rows`` (all with the same keys) whose unique keys are new by construction: COPY straight into
+    the table on PostgreSQL from ``COPY_NEW_FROM`` rows (no per-value placeholder conversion), a Core
+    executemany otherwise. A clash is a concurrent writer (``ConcurrencyConflict`` or ``IntegrityError``)."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql" or len(rows) < COPY_NEW_FROM:
+        session.execute(insert(table), list(rows))
+        return
+    session.flush()  # pending ORM rows first: the connection is busy during the COPY
+    keys = list(rows[0])
+    defaults = _defaults(table, set(keys))
+    copy_new_rows(session, table, keys + list(defaults),
+                  ((*(r[k] for k in keys), *(fn() for fn in defaults.values())) for r in rows))
 
 
 def copy_new_rows(session: Session, table: Table, columns: Sequence[str], tuples: Iterable[Sequence[Any]]) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
-from router.adapters.bulk import COPY_FROM, copy_new_rows, insert_rows
+from router.adapters.bulk import COPY_NEW_FROM, copy_new_rows, dialect_insert, insert_new, insert_rows
 from router.adapters.orm import (
     AccountRow,
     AppointmentRow,
@@ -38,15 +38,30 @@ class AccountRepository:
     def id_for(self, number: str, *, create: bool = True) -> int | None:
         if number in self._ids:
             return self._ids[number]
+        if create:
+            return self.ids_for([number])[number]
         row_id = self.session.scalar(select(AccountRow.id).where(AccountRow.number == number))
-        if row_id is None and create:
-            row = AccountRow(number=number)
-            self.session.add(row)
-            self.session.flush()
-            row_id = row.id
         if row_id is not None:
             self._ids[number] = row_id
         return row_id
+
+    def ids_for(self, numbers: Iterable[str]) -> dict[str, int]:
+        """Ids of these accounts, creating the missing ones: one SELECT and at most one INSERT for all."""
+        wanted = set(numbers)
+        missing = sorted(wanted.difference(self._ids))
+        if missing:
+            self._ids.update(_pairs(self.session.execute(
+                select(AccountRow.number, AccountRow.id).where(AccountRow.number.in_(missing)))))
+            new = [{"number": n, "created_at": utcnow()} for n in missing if n not in self._ids]
+            if new:
+                # ON CONFLICT: a concurrent creator of the same number is not an error; re-read what it wrote.
+                inserted = insert_rows(self.session, cast(Table, AccountRow.__table__), new, ["number", "id"],
+                                       conflict=["number"])
+                self._ids.update(cast(list[tuple[str, int]], inserted))
+                if len(inserted) < len(new):
+                    self._ids.update(_pairs(self.session.execute(select(AccountRow.number, AccountRow.id).where(
+                        AccountRow.number.in_([n for n in missing if n not in self._ids])))))
+        return {n: self._ids[n] for n in wanted}
 
     def remember(self, ids: dict[str, int]) -> None:
         """Prime the number -> id cache from a bulk load, so later lookups cost no round trip."""
@@ -60,25 +75,50 @@ class AccountRepository:
         return self.session.execute(select(AccountRow.number).where(AccountRow.id == account_id)).scalar_one()
 
     def upsert_patient(self, account: str, patient: Patient) -> int:
-        row = self.session.scalar(select(PatientRow).where(PatientRow.mrn == patient.mrn))
-        if row is None:
-            row = PatientRow(mrn=patient.mrn)
-            self.session.add(row)
-        row.account_id = self.id_for(account)
-        row.family, row.given = patient.family or row.family or "", patient.given or row.given or ""
-        row.birth_date = patient.birth_date or row.birth_date
-        self.session.flush()
-        return row.id
+        return self.upsert_patients([(account, patient)])[patient.mrn]
+
+    def upsert_patients(self, items: Sequence[tuple[str, Patient]]) -> dict[str, int]:
+        """Create or update patients by MRN (in order: a later item wins, an empty name or birth date keeps
+        what is on file) in one upsert. Returns MRN -> patient id."""
+        merged: dict[str, dict[str, object]] = {}
+        ids = self.ids_for(account for account, _ in items)
+        for account, p in items:
+            was = merged.get(p.mrn, {})
+            merged[p.mrn] = {"mrn": p.mrn, "account_id": ids[account], "family": p.family or was.get("family", ""),
+                             "given": p.given or was.get("given", ""),
+                             "birth_date": p.birth_date or was.get("birth_date")}
+        if not merged:
+            return {}
+        stmt = dialect_insert(self.session, PatientRow.__table__)
+        keep = {c: func.coalesce(func.nullif(stmt.excluded[c], ""), PatientRow.__table__.c[c])
+                for c in ("family", "given")}
+        stmt = stmt.on_conflict_do_update(index_elements=["mrn"], set_={
+            "account_id": stmt.excluded.account_id, **keep,
+            "birth_date": func.coalesce(stmt.excluded.birth_date, PatientRow.__table__.c.birth_date)})
+        return _pairs(self.session.execute(stmt.returning(PatientRow.mrn, PatientRow.id), list(merged.values())))
 
     def upsert_coverage(self, account: str, coverage: Coverage) -> None:
-        account_id = self.id_for(account)
-        row = self.session.scalar(select(CoverageRow).where(
-            CoverageRow.account_id == account_id, CoverageRow.sequence == coverage.sequence))
-        if row is None:
-            row = CoverageRow(account_id=account_id, sequence=coverage.sequence)
-            self.session.add(row)
-        row.payer_id, row.payer_name = coverage.payer_id, coverage.payer_name
-        row.member_id, row.group_number, row.plan = coverage.member_id, coverage.group_number, coverage.plan
+        self.upsert_coverages([(account, coverage)])
+
+    def upsert_coverages(self, items: Sequence[tuple[str, Coverage]]) -> None:
+        """Create or replace coverages by (account, sequence) in one upsert; a later item wins."""
+        ids = self.ids_for(account for account, _ in items)
+        rows = {(ids[a], c.sequence): {"account_id": ids[a], "sequence": c.sequence, "payer_id": c.payer_id,
+                                       "payer_name": c.payer_name, "member_id": c.member_id,
+                                       "group_number": c.group_number, "plan": c.plan} for a, c in items}
+        if not rows:
+            return
+        stmt = dialect_insert(self.session, CoverageRow.__table__)
+        stmt = stmt.on_conflict_do_update(index_elements=["account_id", "sequence"], set_={
+            c: stmt.excluded[c] for c in ("payer_id", "payer_name", "member_id", "group_number", "plan")})
+        self.session.execute(stmt, list(rows.values()))
+
+    def with_coverage(self, accounts: Iterable[str]) -> set[str]:
+        """Which of these accounts have at least one coverage on file."""
+        ids = {v: k for k, v in self.ids_for(accounts).items()}
+        found = self.session.scalars(select(CoverageRow.account_id).where(CoverageRow.account_id.in_(ids))
+                                     .distinct())
+        return {ids[i] for i in found}
 
     def set_guarantor(self, account: str, guarantor: str) -> None:
         row = self.session.get_one(AccountRow, self.id_for(account))
@@ -130,30 +170,45 @@ class ClaimRepository:
         """Drop the cache (after a savepoint rollback undid rows it may name)."""
         self._ids.clear()
 
-    def get_or_create(self, key: str, account: str, patient_id: int | None) -> int:
-        claim_id = self.id_for(key)
-        if claim_id is not None:
-            owner = self.session.execute(select(ClaimRow.account_id).where(ClaimRow.id == claim_id)).scalar_one()
-            if owner != self.accounts.id_for(account, create=False):
+    def get_or_create_many(self, items: Sequence[tuple[str, str, int | None]]) -> dict[str, int]:
+        """Claim ids for (key, account, patient id) items, creating missing claims (the first item of a key
+        gives its patient). A key on file under another account is a ``DomainViolation``."""
+        accounts = self.accounts.ids_for(account for _, account, _ in items)
+        keys = sorted({key for key, _, _ in items})
+        found = {key: (claim_id, owner) for key, claim_id, owner in self.session.execute(
+            select(ClaimKeyRow.key, ClaimRow.id, ClaimRow.account_id).join(ClaimRow)
+            .where(ClaimKeyRow.key.in_(keys)))}
+        new: dict[str, dict[str, object]] = {}
+        for key, account, patient_id in items:
+            if key in found and found[key][1] != accounts[account]:
                 raise DomainViolation(f"claim key {key!r} belongs to another account")
-        if claim_id is None:
-            row = ClaimRow(key=key, account_id=self.accounts.id_for(account), patient_id=patient_id)
-            self.session.add(row)
-            self.session.flush()
-            self.session.add(ClaimKeyRow(key=key, claim_id=row.id, normalized=normalize_pcn(key)))
-            claim_id = self._ids[key] = row.id
-        return claim_id
+            if key in new and new[key]["account_id"] != accounts[account]:
+                raise DomainViolation(f"claim key {key!r} belongs to another account")
+            if key not in found and key not in new:
+                new[key] = {"key": key, "account_id": accounts[account], "patient_id": patient_id,
+                            "created_at": utcnow()}
+        created: dict[str, int] = _pairs(self.session.execute(
+            dialect_insert(self.session, ClaimRow.__table__).returning(ClaimRow.key, ClaimRow.id),
+            list(new.values()))) if new else {}
+        insert_new(self.session, cast(Table, ClaimKeyRow.__table__),
+                   [{"key": k, "claim_id": i, "normalized": normalize_pcn(k)} for k, i in created.items()])
+        self._ids.update({k: v[0] for k, v in found.items()} | created)
+        return {key: self._ids[key] for key in keys}
 
-    def next_line_no(self, claim_id: int) -> int:
-        rows = self.session.scalars(select(ChargeLineRow.line_no).where(ChargeLineRow.claim_id == claim_id))
-        return max(rows, default=0) + 1
+    def last_line_nos(self, claim_ids: Iterable[int]) -> dict[int, int]:
+        """The highest line number on file per claim (claims without lines are absent)."""
+        return _pairs(self.session.execute(
+            select(ChargeLineRow.claim_id, func.max(ChargeLineRow.line_no))
+            .where(ChargeLineRow.claim_id.in_(set(claim_ids))).group_by(ChargeLineRow.claim_id)))
 
-    def add_line(self, claim_id: int, line: ChargeLine, entry_key: str) -> None:
-        self.session.add(ChargeLineRow(
-            claim_id=claim_id, line_no=line.line_no, service_date=line.service_date, code=line.code,
-            modifiers=":".join(line.modifiers), units=str(line.units), amount_cents=to_cents(line.amount),
-            line_control=line.line_control, description=line.description,
-            diagnoses=":".join(line.diagnoses), performer=line.performer, entry_key=entry_key))
+    def add_lines(self, lines: Sequence[tuple[int, ChargeLine, str]]) -> None:
+        """(claim id, numbered line, ledger entry key) each; the entry keys are new by construction."""
+        insert_new(self.session, cast(Table, ChargeLineRow.__table__), [
+            {"claim_id": claim_id, "line_no": line.line_no, "service_date": line.service_date, "code": line.code,
+             "modifiers": ":".join(line.modifiers), "units": str(line.units), "amount_cents": to_cents(line.amount),
+             "line_control": line.line_control, "description": line.description,
+             "diagnoses": ":".join(line.diagnoses), "performer": line.performer, "entry_key": key}
+            for claim_id, line, key in lines])
 
     def get(self, key: str) -> Claim | None:
         claim_id = self.id_for(key)
@@ -193,7 +248,7 @@ class LedgerRepository:
         """Insert entries whose idempotency keys are new by construction (derived from a source id the inbox
         has not seen, e.g. a remittance's legs). On PostgreSQL many go straight through COPY
         (``bulk.copy_new_rows``); a key that exists anyway means a concurrent writer: ``ConcurrencyConflict``."""
-        if self.session.get_bind().dialect.name != "postgresql" or len(entries) < COPY_FROM:
+        if self.session.get_bind().dialect.name != "postgresql" or len(entries) < COPY_NEW_FROM:
             if self.append(entries) != len(entries):
                 raise ConcurrencyConflict("a concurrent transaction posted the same ledger keys")
             return
@@ -243,8 +298,19 @@ class InboxRepository:
     def digest_of(self, source_id: str) -> str | None:
         return self.session.scalar(select(InboxRow.digest).where(InboxRow.source_id == source_id))
 
+    def digests_of(self, source_ids: Iterable[str]) -> dict[str, str]:
+        """source id -> digest for those already handled."""
+        return _pairs(self.session.execute(
+            select(InboxRow.source_id, InboxRow.digest).where(InboxRow.source_id.in_(set(source_ids)))))
+
     def add(self, source_id: str, command: str, digest: str) -> None:
-        self.session.add(InboxRow(source_id=source_id, command=command, digest=digest))
+        self.add_many([(source_id, command, digest)])
+
+    def add_many(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """(source id, command type, digest) each; a source id on file already is a concurrent handler of the
+        same command (``ConcurrencyConflict``: the bus re-checks and finds the duplicate)."""
+        insert_new(self.session, cast(Table, InboxRow.__table__),
+                   [{"source_id": s, "command": c, "digest": d} for s, c, d in rows])
 
 
 class OutboxRepository:
@@ -253,7 +319,13 @@ class OutboxRepository:
 
     def add(self, rows: Iterable[tuple[str, str, str]]) -> None:
         """Each row: (event type, source id, JSON payload)."""
-        self.session.add_all(OutboxRow(event_type=t, source_id=s, payload=p) for t, s, p in rows)
+        insert_new(self.session, cast(Table, OutboxRow.__table__),
+                   [{"event_type": t, "source_id": s, "payload": p} for t, s, p in rows])
+
+
+def _pairs(rows: Iterable[Any]) -> dict[Any, Any]:
+    """Two-column rows as a dict (a ``Result`` has ``keys()``: ``dict(result)`` would take it for a mapping)."""
+    return {k: v for k, v in rows}
 
 
 _LEDGER_FIELDS = ("account_id", "claim_id", "line_no", "kind", "responsibility", "amount_cents", "source_id",
