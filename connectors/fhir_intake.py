@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from mappings.fhir.inbound import decode
+from mappings.fhir.outcome import error_outcome, info_outcome, response_bundle
 from router.bus import MessageBus
-from router.domain.errors import PermanentError
+from router.domain.errors import DecodeError, PermanentError
 
 
 class EntryStatus(StrEnum):
@@ -80,3 +82,33 @@ def _summary(commands: tuple[object, ...], duplicate: bool) -> str:
     names = ", ".join(type(c).__name__ for c in commands)
     return f"already processed ({names}): nothing new posted" if duplicate else f"processed: {names}"
 
+
+
+_STATUS_LINE = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request", 422: "422 Unprocessable Entity"}
+
+
+def reply_of(receipt: FhirReceipt) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and FHIR body that answer a receipt: an OperationOutcome for a rejected payload or one
+    resource, a transaction/batch-response Bundle for a Bundle. The REST API and AMQP replies say the same."""
+    if receipt.error is not None:
+        prefix = f"Bundle.entry[{receipt.error_entry}].resource." if receipt.error_entry is not None else ""
+        return 400 if isinstance(receipt.error, DecodeError) else 422, error_outcome(receipt.error, prefix)
+    if receipt.kind == "resource":
+        entry = receipt.entries[0]
+        return _status(entry), _entry_outcome(entry)
+    entries = [(_STATUS_LINE[_status(e)], _entry_outcome(e)) for e in receipt.entries]
+    return 200, response_bundle(receipt.kind, entries)
+
+
+def _status(entry: EntryOutcome) -> int:
+    if entry.status is EntryStatus.POSTED:
+        return 201
+    if entry.status in (EntryStatus.DUPLICATE, EntryStatus.CONTEXT):
+        return 200
+    return 400 if isinstance(entry.error, DecodeError) else 422
+
+
+def _entry_outcome(entry: EntryOutcome) -> dict[str, Any]:
+    if entry.error is not None:
+        return error_outcome(entry.error)
+    return info_outcome(entry.message, "duplicate" if entry.status is EntryStatus.DUPLICATE else "informational")

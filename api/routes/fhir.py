@@ -11,18 +11,15 @@ from fastapi.responses import JSONResponse
 
 from api.deps import HubDep
 from api.security import AUTH_RESPONSES, EMR_SYSTEM, require
-from connectors.fhir_intake import EntryOutcome, EntryStatus, FhirReceipt, receive_fhir
+from connectors.fhir_intake import receive_fhir, reply_of
 from mappings.fhir.inbound import INTAKE_TYPES, REMITTANCE_HINT, REMITTANCE_TYPES
-from mappings.fhir.outcome import capability_statement, error_outcome, info_outcome, response_bundle
-from router.domain.errors import DecodeError, UnsupportedMessage
+from mappings.fhir.outcome import capability_statement, error_outcome
+from router.domain.errors import UnsupportedMessage
 
 FHIR_JSON = "application/fhir+json"
 ACCEPTED_MEDIA = frozenset({FHIR_JSON, "application/json"})
 _BODY = {"requestBody": {"required": True, "content": {m: {"schema": {"type": "object"}} for m in ACCEPTED_MEDIA}}}
 _OO = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
-_STATUS_LINE = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request",
-                422: "422 Unprocessable Entity"}
-
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 
 
@@ -37,26 +34,6 @@ async def _body(request: Request) -> bytes | JSONResponse:
             f"content type {media or 'none'!r} is not accepted (application/fhir+json, application/json)",
             location="Content-Type")), 415)
     return await request.body()
-
-
-def _status(entry: EntryOutcome) -> int:
-    if entry.status is EntryStatus.POSTED:
-        return 201
-    if entry.status in (EntryStatus.DUPLICATE, EntryStatus.CONTEXT):
-        return 200
-    return 400 if isinstance(entry.error, DecodeError) else 422
-
-
-def _entry_outcome(entry: EntryOutcome) -> dict[str, Any]:
-    if entry.error is not None:
-        return error_outcome(entry.error)
-    return info_outcome(entry.message, "duplicate" if entry.status is EntryStatus.DUPLICATE else "informational")
-
-
-def _rejected(receipt: FhirReceipt) -> JSONResponse:
-    assert receipt.error is not None
-    prefix = f"Bundle.entry[{receipt.error_entry}].resource." if receipt.error_entry is not None else ""
-    return _fhir(error_outcome(receipt.error, prefix), 400 if isinstance(receipt.error, DecodeError) else 422)
 
 
 _RESOURCE_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -77,11 +54,8 @@ def _resource_route(resource_type: str) -> None:
         body = await _body(request)
         if isinstance(body, JSONResponse):
             return body
-        receipt = receive_fhir(hub.bus, body, resource_type)
-        if receipt.error is not None:
-            return _rejected(receipt)
-        entry = receipt.entries[0]
-        return _fhir(_entry_outcome(entry), _status(entry))
+        status, reply = reply_of(receive_fhir(hub.bus, body, resource_type))
+        return _fhir(reply, status)
 
     create.__name__ = f"create_{resource_type.lower()}"
     router.add_api_route(f"/{resource_type}", create, methods=["POST"], status_code=201, dependencies=EMR_ONLY,
@@ -105,11 +79,8 @@ async def post_bundle(request: Request, hub: HubDep) -> JSONResponse:
     body = await _body(request)
     if isinstance(body, JSONResponse):
         return body
-    receipt = receive_fhir(hub.bus, body, "Bundle")
-    if receipt.error is not None:
-        return _rejected(receipt)
-    entries = [(_STATUS_LINE[_status(e)], _entry_outcome(e)) for e in receipt.entries]
-    return _fhir(response_bundle(receipt.kind, entries), 200)
+    status, reply = reply_of(receive_fhir(hub.bus, body, "Bundle"))
+    return _fhir(reply, status)
 
 
 @router.get("/metadata", response_class=JSONResponse, responses={200: {"description": "CapabilityStatement", **_OO}})
