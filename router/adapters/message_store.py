@@ -123,6 +123,18 @@ class _Seen:
     index: int = -1  # position in the batch while its row id is not known yet
 
 
+@dataclass(frozen=True)
+class Mark:
+    """What became of one stored message (``mark_each``)."""
+
+    message_id: int
+    status: MessageStatus
+    error: str | None = None
+    location: str | None = None
+    account: str | None = None
+    claim_key: str | None = None
+
+
 class MessageStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
@@ -222,6 +234,22 @@ class MessageStore:
         try:
             with self.sessions() as session, session.begin():
                 session.execute(query)
+        except DBAPIError as exc:
+            raise translate(exc) from exc
+
+    def mark_each(self, marks: Sequence[Mark]) -> None:
+        """Set what became of each message, with its own account and claim key, in one executemany UPDATE
+        (SQLAlchemy's bulk UPDATE by primary key), committed on return."""
+        if not marks:
+            return
+        now = utcnow()
+        rows = [{"id": m.message_id, "status": m.status.value, "error": m.error,
+                 "error_location": (m.location or None) and m.location[:120], "processed_at": now,
+                 "account": m.account and m.account[:64], "claim_key": m.claim_key and m.claim_key[:64]}
+                for m in marks]
+        try:
+            with self.sessions() as session, session.begin():
+                session.execute(update(MessageRow), rows)
         except DBAPIError as exc:
             raise translate(exc) from exc
 

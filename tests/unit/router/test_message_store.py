@@ -10,7 +10,7 @@ from sqlalchemy.orm import sessionmaker
 
 from api.bootstrap import Hub
 from router.adapters.db import make_engine
-from router.adapters.message_store import MessageStatus, MessageStore, NewMessage
+from router.adapters.message_store import Mark, MessageStatus, MessageStore, NewMessage
 from router.domain.errors import StoreUnavailable
 
 
@@ -158,3 +158,17 @@ def test_mark_many_sets_every_row_in_one_update_and_only_if_spares_rows_moved_on
         stored[2].id, stored[1].id]
     store.mark_many([], MessageStatus.PROCESSED)  # nothing to do, no statement
     assert store.store_many([]) == []
+
+
+def test_mark_each_sets_each_row_its_own_status_account_and_claim_key(store: MessageStore, uid: str) -> None:
+    ids = [m.id for m in store.store_many([NewMessage(f"m{n}".encode(), "amqp", "", "hl7v2", "DFT^P03", "FAC",
+                                                      f"E{n}{uid}") for n in range(3)])]
+    store.mark_each([Mark(ids[0], MessageStatus.PROCESSED, account=f"A{uid}", claim_key=f"V1{uid}"),
+                     Mark(ids[1], MessageStatus.REJECTED, "FT1-11 is not a number", "FT1[1]-11", account=f"B{uid}"),
+                     Mark(ids[2], MessageStatus.DUPLICATE, account=f"A{uid}", claim_key=f"V2{uid}")])
+    views = {m.id: m for m in store.search(sender="FAC", limit=1000) if m.id in ids}
+    assert [(views[i].status, views[i].account, views[i].claim_key, views[i].error_location) for i in ids] == [
+        (MessageStatus.PROCESSED, f"A{uid}", f"V1{uid}", None),
+        (MessageStatus.REJECTED, f"B{uid}", None, "FT1[1]-11"),
+        (MessageStatus.DUPLICATE, f"A{uid}", f"V2{uid}", None)]
+    assert views[ids[1]].error == "FT1-11 is not a number"
