@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mappings.hl7v2 import er7
 from mappings.hl7v2.ack import AckError, Verdict, ack_code, build_ack, error_of, read_header, should_send, verdict_of
 from mappings.hl7v2.inbound import to_commands
-from router.adapters.message_store import MessageStatus, MessageStore, StoredMessage, digest_of
+from router.adapters.message_store import MessageStatus, MessageStore, NewMessage, StoredMessage, digest_of
 from router.bus import MessageBus
 from router.domain.errors import HubError, PermanentError, StoreUnavailable, TransientError
 
@@ -68,18 +68,14 @@ class Hl7Intake:
                       len(payload), peer)
             verdict = Verdict.RETRY
             error = error_of(StoreUnavailable(f"internal error ({type(exc).__name__})"))
-        code = ack_code(verdict, msh)
-        return build_ack(msh, code, error) if should_send(code, msh) else None
+        return ack_for(Hl7Outcome(verdict, error=error), msh)
 
     def _receive(self, data: bytes, msh: er7.Segment | None, channel: str, peer: str) -> Hl7Outcome:
         control_id = msh.get(10) if msh is not None else ""
         stored = self._store(data, msh, channel, peer)
-        if stored is not None and stored.is_resend:
-            return Hl7Outcome(Verdict.ACCEPTED, control_id, duplicate=True, message_id=stored.id)
-        if stored is not None and stored.is_conflict:
-            log.warning("HL7 message %d flagged: control id reused with different content", stored.id)
-            return Hl7Outcome(Verdict.CONFLICT, control_id, error=AckError(f"MSH-10: {_CONFLICT}", 205, "MSH", 1, 10),
-                              reason=_CONFLICT, location="MSH-10", message_id=stored.id)
+        repeat = standing(stored, msh) if stored is not None else None
+        if repeat is not None:
+            return repeat
         msg: er7.Message | None = None
         try:
             msg = er7.parse(data)
@@ -89,7 +85,7 @@ class Hl7Intake:
                 account = getattr(command, "account", account)
                 claim_key = getattr(command, "claim_key", claim_key)
         except PermanentError as exc:
-            self._mark(stored, MessageStatus.REJECTED, exc, account=_account_hint(msg))
+            self._mark(stored, MessageStatus.REJECTED, exc, account=account_hint(msg))
             return Hl7Outcome(verdict_of(exc), control_id, error=error_of(exc, msg), reason=exc.reason,
                               location=exc.location, message_id=stored.id if stored else None)
         except TransientError as exc:
@@ -102,12 +98,9 @@ class Hl7Intake:
     def _store(self, data: bytes, msh: er7.Segment | None, channel: str, peer: str) -> StoredMessage | None:
         if self.store is None:
             return None
-        sender = (msh.get(4) or msh.get(3)) if msh is not None else ""
-        message_type = f"{msh.get(9, 1)}^{msh.get(9, 2)}".strip("^") if msh is not None else ""
-        stored = self.store.store(data, channel, peer, "hl7v2", message_type, sender,
-                                  msh.get(10) if msh is not None else "", digest=digest_of(er7.canonical(data)))
-        log.info("stored HL7 message %d (%s, %d bytes) from %s: %s", stored.id, message_type or "?", len(data),
-                 channel, stored.status.value)
+        [stored] = self.store.store_many([to_store(data, msh, channel, peer)])
+        log.info("stored HL7 message %d (%s, %d bytes) from %s: %s", stored.id, stored.message_type or "?",
+                 len(data), channel, stored.status.value)
         return stored
 
     def _mark(self, stored: StoredMessage | None, status: MessageStatus, exc: HubError | None = None,
@@ -120,7 +113,38 @@ class Hl7Intake:
                             account, claim_key)
 
 
-def _account_hint(msg: er7.Message | None) -> str | None:
+def to_store(data: bytes, msh: er7.Segment | None, channel: str, peer: str,
+             error: HubError | None = None) -> NewMessage:
+    """What the message store keeps of one HL7 v2 message: sender (MSH-4, else MSH-3), type (MSH-9) and
+    control id (MSH-10) read from MSH alone, and the digest of its canonical form, so the same message sent
+    by file and by MLLP is recognised. With ``error`` it is kept rejected for that reason."""
+    sender = (msh.get(4) or msh.get(3)) if msh is not None else ""
+    message_type = f"{msh.get(9, 1)}^{msh.get(9, 2)}".strip("^") if msh is not None else ""
+    return NewMessage(data, channel, peer, "hl7v2", message_type, sender, msh.get(10) if msh is not None else "",
+                      digest=digest_of(er7.canonical(data)), error=error.reason if error else None,
+                      error_location=error.location if error else None)
+
+
+def standing(stored: StoredMessage, msh: er7.Segment | None) -> Hl7Outcome | None:
+    """The answer for a message the store recognised (a resend: accepted again, not processed; a reused
+    control id: flagged), or None for one to process."""
+    control_id = msh.get(10) if msh is not None else ""
+    if stored.is_resend:
+        return Hl7Outcome(Verdict.ACCEPTED, control_id, duplicate=True, message_id=stored.id)
+    if stored.is_conflict:
+        log.warning("HL7 message %d flagged: control id reused with different content", stored.id)
+        return Hl7Outcome(Verdict.CONFLICT, control_id, error=AckError(f"MSH-10: {_CONFLICT}", 205, "MSH", 1, 10),
+                          reason=_CONFLICT, location="MSH-10", message_id=stored.id)
+    return None
+
+
+def ack_for(outcome: Hl7Outcome, msh: er7.Segment | None) -> bytes | None:
+    """The ACK (unframed) answering ``outcome``, or None when MSH-15/16 ask for none."""
+    code = ack_code(outcome.verdict, msh)
+    return build_ack(msh, code, outcome.error) if should_send(code, msh) else None
+
+
+def account_hint(msg: er7.Message | None) -> str | None:
     """PID-18 of a rejected message, so IT can still find it by account."""
     pid = msg.first("PID") if msg is not None else None
     return (pid.get(18).strip() or None) if pid is not None else None

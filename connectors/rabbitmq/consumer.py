@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -40,7 +41,16 @@ from connectors.rabbitmq.publisher import (
     translated,
 )
 from connectors.rabbitmq.topology import Topology
-from connectors.rabbitmq.verdicts import Action, Delivery, Verdict, attempt_of, reason_of, with_headers
+from connectors.rabbitmq.verdicts import (
+    Action,
+    Delivery,
+    Reply,
+    Verdict,
+    attempt_of,
+    reason_of,
+    reply_properties,
+    with_headers,
+)
 from router.domain.errors import (
     BrokerUnavailable,
     ConcurrencyConflict,
@@ -92,6 +102,10 @@ class WorkConsumer:
     def dispatch_many(self, messages: Sequence[Any]) -> Sequence[PermanentError | None]:
         """Dispatch as one unit (``batch_size`` > 1): a ``PermanentError`` per message, or raise for all."""
         raise NotImplementedError
+
+    def reply_of(self, message: Any) -> Reply | None:
+        """The answer sent to the delivery's ``reply_to`` once it is settled (none by default)."""
+        return None
 
     # lifecycle -------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -195,12 +209,19 @@ class WorkConsumer:
 
     def process(self, body: bytes, properties: BasicProperties) -> Verdict:
         """Run the hooks and decide what happens to the delivery (no broker calls here)."""
+        message = None
         try:
             message = self.translate(body, properties)
             self._holding(self.dispatch, message)
-            return Verdict(Action.ACK)
+            verdict = Verdict(Action.ACK)
         except Exception as exc:
-            return self.verdict_for(exc, properties)
+            verdict = self.verdict_for(exc, properties)
+        return self._with_reply(verdict, message)
+
+    def _with_reply(self, verdict: Verdict, message: Any) -> Verdict:
+        """A retried delivery is answered when it is finally settled, not now."""
+        reply = self.reply_of(message) if message is not None and verdict.action is not Action.RETRY else None
+        return replace(verdict, reply=reply) if reply is not None else verdict
 
     def process_many(self, deliveries: Sequence[tuple[bytes, BasicProperties]]) -> list[Verdict]:
         """``process`` for a batch: translate each, ``dispatch_many`` the good ones as one unit."""
@@ -223,9 +244,10 @@ class WorkConsumer:
         except Exception:
             # Maybe one message's fault: one by one, so only that one is parked.
             return [self.process(body, properties) for body, properties in deliveries]
-        for slot, result in zip(slots, results, strict=True):
+        for slot, message, result in zip(slots, messages, results, strict=True):
             if result is not None:
                 verdicts[slot] = self.verdict_for(result, deliveries[slot][1])
+            verdicts[slot] = self._with_reply(verdicts[slot], message)
         return verdicts
 
     def verdict_for(self, exc: Exception, properties: BasicProperties) -> Verdict:
@@ -252,6 +274,8 @@ class WorkConsumer:
     def _settle(self, publisher: ConfirmedChannel, generation: int, channel: BlockingChannel, tag: int,
                 properties: BasicProperties, body: bytes, verdict: Verdict) -> None:
         try:
+            if verdict.reply is not None and properties.reply_to:
+                self._reply(publisher, properties, verdict.reply)
             if verdict.action is Action.RETRY:
                 attempt = attempt_of(properties)
                 _, wait_queue = self.queue.waits[attempt]
@@ -270,6 +294,12 @@ class WorkConsumer:
                 channel.basic_nack(tag, requeue=True)
         finally:
             self._done(generation)
+
+    def _reply(self, publisher: ConfirmedChannel, properties: BasicProperties, reply: Reply) -> None:
+        try:
+            publisher.publish("", properties.reply_to, reply.body, reply_properties(properties, reply))
+        except BrokerUnavailable as exc:  # the sender's reply queue is gone: the message itself is settled
+            log.warning("reply for message_id=%s not delivered: %s", properties.message_id, exc)
 
     def _settle_many(self, publisher: ConfirmedChannel, generation: int, batch: list[Delivery],
                      verdicts: list[Verdict]) -> None:

@@ -29,9 +29,18 @@ class Action(Enum):
 
 
 @dataclass(frozen=True)
+class Reply:
+    """What the sender asked for with ``reply_to``: an HL7 ACK, a FHIR OperationOutcome, an X12 999."""
+
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
 class Verdict:
     action: Action
     reason: str = ""
+    reply: Reply | None = None
 
 
 def reason_of(exc: BaseException) -> str:
@@ -43,6 +52,12 @@ def reason_of(exc: BaseException) -> str:
 def attempt_of(properties: BasicProperties) -> int:
     value = (properties.headers or {}).get(ATTEMPT, 0)
     return value if isinstance(value, int) else 0
+
+
+def reply_properties(request: BasicProperties, reply: Reply) -> BasicProperties:
+    """The answer to ``request``: its correlation id echoed, nothing else of it (no PHI in headers)."""
+    return BasicProperties(content_type=reply.content_type, correlation_id=request.correlation_id,
+                           delivery_mode=pika.DeliveryMode.Persistent.value)
 
 
 def with_headers(properties: BasicProperties, extra: dict[str, Any]) -> BasicProperties:

@@ -20,6 +20,7 @@ CHARSETS = {
     "": "utf-8", "ASCII": "ascii", "8859/1": "latin-1", "8859/15": "iso8859-15", "UNICODE UTF-8": "utf-8",
     "UNICODE": "utf-8", "UTF-8": "utf-8", "WINDOWS-1252": "cp1252", "CP1252": "cp1252",
 }
+MEDIA_TYPE = "application/hl7-v2"  # ER7 (pipe-delimited) HL7 v2, as MLLP-less transports label it
 _SEGMENT_ID = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 
 
@@ -179,6 +180,13 @@ def canonical(data: bytes) -> bytes:
     if len(fields) > 6:
         fields[6] = ""
     return "\r".join([lines[0][3].join(fields), *lines[1:]]).encode("utf-8", errors="replace")
+
+
+def is_single_message(data: bytes) -> bool:
+    """One HL7 v2 message (MSH first, no second MSH, no FHS/BHS batch envelope), judged on the bytes alone
+    without decoding: a segment starts a line, so a second message shows as a line-initial ``MSH``."""
+    body = data.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
+    return body.startswith(b"MSH") and b"\rMSH" not in body and b"\nMSH" not in body
 
 
 def split_messages(text: str) -> list[str]:

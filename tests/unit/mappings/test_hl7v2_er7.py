@@ -115,3 +115,16 @@ def test_arbitrary_bytes_only_ever_raise_the_declared_errors(data: bytes) -> Non
                     seg.get(n, 2, 2, 2)
         except (DecodeError, MappingError):
             pass
+
+
+@pytest.mark.parametrize("data, single", [
+    (b"MSH|^~\\&|A|B|||||DFT^P03|1|P|2.5\rPID|1\r", True),
+    (b"\xef\xbb\xbf\r\nMSH|^~\\&|A|B\nPID|1\n", True),  # BOM, a leading blank line, LF endings
+    (b"MSH|^~\\&|A|B|||||ADT^A04|1|P|2.5\rMSH|^~\\&|A|B|||||ADT^A04|2|P|2.5\r", False),
+    (b"MSH|^~\\&|A|B\r\nPID|1\r\nMSH|^~\\&|A|B\r\n", False),
+    (b"FHS|^~\\&\rBHS|^~\\&\rMSH|^~\\&|A|B\rBTS|1\rFTS|1\r", False),  # a batch file
+    (b'{"resourceType": "Patient"}', False),
+    (b"PID|1|MSH\r", False),
+])
+def test_is_single_message_tells_one_message_from_files_and_other_formats(data: bytes, single: bool) -> None:
+    assert er7.is_single_message(data) is single
