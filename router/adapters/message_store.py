@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TypedDict
 
-from sqlalchemy import Connection, insert, select, tuple_, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -93,6 +93,7 @@ def digest_of(raw: bytes) -> str:
 
 
 _CONFLICT = "message control id already used for a message with different content"
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 _COUNTED = (MessageStatus.PROCESSED.value, MessageStatus.RECEIVED.value)  # what a later message is compared with
 
 
@@ -152,14 +153,20 @@ class MessageStore:
         item repeats or conflicts with a stored message or with an earlier item of the same batch. One SELECT
         finds the earlier messages of every sender + control id in the batch; one multi-row INSERT keeps them
         all, RETURNING the ids in the items' order (on PostgreSQL; SQLite does not promise that order, so
-        SQLAlchemy inserts row by row there, still in the one transaction).
+        SQLAlchemy inserts row by row there, in one transaction).
+
+        On PostgreSQL that INSERT runs in autocommit: one statement is one transaction, and it saves the
+        BEGIN and COMMIT round trips (~0.5 ms each on the 2-core test box, where the whole store is ~2 ms);
+        under READ COMMITTED the SELECT before it sees what it would have seen inside a transaction.
         """
         if not items:
             return []
         now = utcnow()
         try:
             with self.sessions() as session, session.begin():
-                conn = session.connection()
+                dialect = session.get_bind().dialect
+                one_statement = dialect.name == "postgresql" and len(items) <= dialect.insertmanyvalues_page_size
+                conn = session.connection(execution_options=_AUTOCOMMIT if one_statement else None)
                 seen = self._earlier(conn, items)
                 rows: list[_Row] = []
                 earlier: list[_Seen | None] = []
@@ -198,13 +205,15 @@ class MessageStore:
         seen: dict[tuple[str, str], list[_Seen]] = {}
         if not keys:
             return seen
+        # By control id alone (its own index; PostgreSQL plans a row-value IN list poorly), then by pair.
         found = conn.execute(
             select(MessageRow.id, MessageRow.sender, MessageRow.control_id, MessageRow.digest, MessageRow.status)
-            .where(tuple_(MessageRow.sender, MessageRow.control_id).in_(sorted(keys)),
+            .where(MessageRow.control_id.in_(sorted({control for _, control in keys})),
                    MessageRow.status.in_(_COUNTED))
             .order_by(MessageRow.id))
         for row_id, sender, control_id, digest, status in found:
-            seen.setdefault((sender, control_id), []).append(_Seen(digest, status, row_id))
+            if (sender, control_id) in keys:
+                seen.setdefault((sender, control_id), []).append(_Seen(digest, status, row_id))
         return seen
 
     def mark(self, message_id: int, status: MessageStatus, error: str | None = None, location: str | None = None,
