@@ -77,7 +77,8 @@ class MllpServer:
     """``handler(payload, peer)`` answers each frame; its reply is framed and written before the next
     frame of that connection is read; a None reply writes nothing. ``on_error(error, peer)`` answers an
     oversize or truncated frame (e.g. with an AR ACK) or returns None to hang up; without it such a frame
-    closes the connection.
+    closes the connection. ``on_stop()`` runs once every connection has ended, to drain and close what the
+    handler holds (e.g. the store-and-forward batches and their broker connection).
     Garbage between frames is skipped and counted; it is not a request, so it gets no reply."""
 
     handler: Handler
@@ -87,6 +88,7 @@ class MllpServer:
     ssl_context: ssl.SSLContext | None = None
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     idle_timeout: float | None = 300.0
+    on_stop: Callable[[], Awaitable[None]] | None = None
     stats: MllpServerStats = field(default_factory=MllpServerStats)
     _server: asyncio.Server | None = field(default=None, init=False, repr=False)
     _connections: dict[asyncio.Task[None], _Connection] = field(default_factory=dict, init=False, repr=False)
@@ -126,6 +128,8 @@ class MllpServer:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
+        if self.on_stop is not None:
+            await self.on_stop()
         log.info("MLLP listener stopped")
 
     def run_in_thread(self, start_timeout: float = 10.0) -> MllpServerThread:

@@ -57,6 +57,16 @@ def command_properties(command: Command, *, correlation_id: str | None = None, a
         delivery_mode=pika.DeliveryMode.Persistent, timestamp=int(time.time()), headers=headers)
 
 
+def raw_properties(content_type: str, message_type: str, digest: str, control_id: str, stored_id: int
+                   ) -> pika.BasicProperties:
+    """A raw payload already kept in the message store, for the intake queue: ``type`` the message type
+    (MSH-9), ``message_id`` the stored digest, headers the control id (MSH-10), attempt 0 and the store row
+    (``STORED_ID``) the intake worker marks. No content_encoding: the charset is the payload's own (MSH-18)."""
+    return pika.BasicProperties(
+        content_type=content_type, type=message_type, message_id=digest, delivery_mode=pika.DeliveryMode.Persistent,
+        timestamp=int(time.time()), headers={CONTROL_ID: control_id, ATTEMPT: 0, STORED_ID: stored_id})
+
+
 @contextmanager
 def translated(what: str) -> Iterator[None]:
     """Turn any pika/socket failure inside the block into ``BrokerUnavailable``."""

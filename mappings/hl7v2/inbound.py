@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from mappings.hl7v2.adt import decode_registration
 from mappings.hl7v2.dft import decode_dft
-from mappings.hl7v2.er7 import Message
+from mappings.hl7v2.er7 import Message, Segment
 from mappings.hl7v2.siu import decode_appointment
 from router.domain.commands import Command
 from router.domain.errors import UnsupportedMessage
@@ -30,10 +30,15 @@ def supported() -> str:
     return ", ".join(f"{c}^{e}" for c, e in DECODERS)
 
 
-def to_commands(msg: Message) -> list[Command]:
-    code, event = msg.type
-    decoder = DECODERS.get((code, event))
-    if decoder is None:
+def require_supported(msh: Segment) -> None:
+    """Raise ``UnsupportedMessage`` naming MSH-9 unless the hub maps this message type; MSH alone is enough
+    (the MLLP store-and-forward path answers from MSH, before any full parse)."""
+    code, event = msh.get(9, 1).upper(), msh.get(9, 2).upper()
+    if (code, event) not in DECODERS:
         raise UnsupportedMessage(f"message type {code}^{event} is not supported (accepted: {supported()})",
                                  location="MSH-9")
-    return [decoder(msg)]
+
+
+def to_commands(msg: Message) -> list[Command]:
+    require_supported(msg.msh)
+    return [DECODERS[msg.type](msg)]

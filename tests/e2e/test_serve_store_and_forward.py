@@ -1,0 +1,53 @@
+"""``rcmhub serve`` in production mode (RCMHUB_AMQP_URL set): its MLLP listener stores and forwards, the ACK
+comes once the raw message is on the intake queue (the worker parses it later)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from hl7_factory import Dft, Ft1
+from rabbitmq_support import declared, drain, test_topology
+from services import amqp_url, postgres_url
+from test_serve import RCMHUB, free_port
+
+from connectors.mllp import MllpClient
+from connectors.rabbitmq.publisher import CONTROL_ID, STORED_ID
+
+
+@pytest.mark.timeout(120)
+def test_serve_on_rabbitmq_acks_mllp_once_the_raw_message_is_stored_and_on_the_intake_queue(
+        tmp_path: Path, uid: str) -> None:
+    port, mllp_port = free_port(), free_port()
+    topology = test_topology()
+    env = {**os.environ, "RCMHUB_DATA_DIR": str(tmp_path), "RCMHUB_API_PORT": str(port),
+           "RCMHUB_MLLP_PORT": str(mllp_port), "RCMHUB_DATABASE_URL": postgres_url(),
+           "RCMHUB_AMQP_URL": amqp_url(), "RCMHUB_AMQP_PREFIX": topology.prefix}
+    with declared(amqp_url(), topology) as channel:
+        proc = subprocess.Popen([RCMHUB, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+                assert time.monotonic() < deadline, "serve did not come up"
+                time.sleep(0.3)
+            payload = Dft(f"S{uid}", f"A{uid}", visit=f"V{uid}", lines=[Ft1("10.00")]).er7().encode()
+            with MllpClient("127.0.0.1", mllp_port) as client:
+                ack = client.send(payload)
+            assert f"\rMSA|AA|S{uid}".encode() in ack
+            [(props, body)] = drain(channel, topology.queue("intake").name)
+            assert body == payload and props.headers[CONTROL_ID] == f"S{uid}" and props.headers[STORED_ID] > 0
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    output = proc.stdout.read().decode() if proc.stdout else ""
+    assert "(RabbitMQ" in output and "Traceback" not in output, output[-3000:]
