@@ -36,9 +36,9 @@ def post_charges_many(cmds: Sequence[commands.PostCharges], uow: UnitOfWork) -> 
     insured = uow.accounts.with_coverage(c.account for c in cmds)  # before this batch's coverages
     patients = uow.accounts.upsert_patients([(c.account, c.patient) for c in cmds if c.patient])
     uow.accounts.upsert_coverages([(c.account, cov) for c in cmds for cov in c.coverages])
-    claims = uow.claims.get_or_create_many([(c.claim_key, c.account, patients[c.patient.mrn] if c.patient else None)
-                                            for c in cmds])
-    last_line = uow.claims.last_line_nos(claims.values())
+    claims, created = uow.claims.get_or_create_many(
+        [(c.claim_key, c.account, patients[c.patient.mrn] if c.patient else None) for c in cmds])
+    last_line = uow.claims.last_line_nos(i for key, i in claims.items() if key not in created)  # new ones: none
     lines: list[tuple[int, ChargeLine, str]] = []
     entries: list[LedgerEntry] = []
     out: list[Sequence[events.Event]] = []

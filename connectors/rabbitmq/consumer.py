@@ -4,8 +4,9 @@ A delivery is acked only after ``dispatch`` returned, i.e. after the unit of wor
 outages hold the message (no ack) with backoff; other ``TransientError``s go to the next retry tier,
 ``PermanentError``s and exhausted retries to the parking queue with an ``x-rcmhub-reason`` header.
 
-With ``batch_size`` > 1 the I/O thread groups what arrived in one pass (at most ``batch_size``) and a worker
-thread hands it to ``dispatch_many`` as one unit (group commit); its results settle each delivery.
+With ``batch_size`` > 1 the I/O thread groups deliveries while every worker thread is busy (natural batching,
+at most ``batch_size``) and a free thread hands the group to ``dispatch_many`` as one unit (group commit); its
+results settle each delivery.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class WorkConsumer:
         self.queue = topology.queue(self.role)
         self.concurrency = concurrency
         self.batch_size = max(1, batch_size)
-        self.prefetch = prefetch or concurrency * 2 * (1 if self.batch_size == 1 else min(self.batch_size, 16))
+        # Batching: room for every thread's batch and the next one gathering.
+        self.prefetch = prefetch or ((concurrency + 1) * self.batch_size if self.batch_size > 1 else concurrency * 2)
         self.hold_seconds = hold_seconds  # how long a store outage holds a message before a retry tier
         self.shutdown_seconds = shutdown_seconds
         self.consuming = threading.Event()
@@ -89,7 +91,10 @@ class WorkConsumer:
         self._inflight = 0  # deliveries of the current connection not yet settled
         self._generation = 0  # which connection ``_inflight`` counts
         self._lock = threading.Lock()
-        self._pending: list[Delivery] = []  # grouped on the I/O thread, submitted as one batch
+        # Natural batching: deliveries wait in ``_pending`` while every worker thread is busy (or until a batch
+        # is full), so batches grow with the load and stay small, for low latency, when it is light.
+        self._pending: list[Delivery] = []
+        self._batches_running = 0
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"rcmhub-{self.role}")
 
     # hooks -----------------------------------------------------------------------------------------
@@ -148,7 +153,8 @@ class WorkConsumer:
                 self.consuming.set()
                 while not self._stop.is_set():
                     connection.process_data_events(time_limit=0.25)
-                    self._submit_pending(connection, publisher, generation)
+                    if self._batches_running < self.concurrency:  # a thread is free: it takes what is here
+                        self._submit_pending(connection, publisher, generation)
                 channel.basic_cancel(tag)
                 self._submit_pending(connection, publisher, generation)
                 self._drain(connection)
@@ -187,11 +193,17 @@ class WorkConsumer:
                         generation: int) -> None:
         if self._pending:
             batch, self._pending = self._pending, []
+            with self._lock:
+                self._batches_running += 1
             self._pool.submit(self._work_batch, connection, publisher, generation, batch)
 
     def _work_batch(self, connection: pika.BlockingConnection, publisher: ConfirmedChannel, generation: int,
                     batch: list[Delivery]) -> None:
-        verdicts = self.process_many([(d.body, d.properties) for d in batch])
+        try:
+            verdicts = self.process_many([(d.body, d.properties) for d in batch])
+        finally:
+            with self._lock:
+                self._batches_running -= 1
         try:
             connection.add_callback_threadsafe(partial(self._settle_many, publisher, generation, batch, verdicts))
         except PIKA_ERRORS:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Integer, Table, column, func, select, values
 from sqlalchemy.orm import Session
 
 from router.adapters.bulk import COPY_NEW_FROM, copy_new_rows, dialect_insert, insert_new, insert_rows
@@ -170,9 +170,9 @@ class ClaimRepository:
         """Drop the cache (after a savepoint rollback undid rows it may name)."""
         self._ids.clear()
 
-    def get_or_create_many(self, items: Sequence[tuple[str, str, int | None]]) -> dict[str, int]:
+    def get_or_create_many(self, items: Sequence[tuple[str, str, int | None]]) -> tuple[dict[str, int], set[str]]:
         """Claim ids for (key, account, patient id) items, creating missing claims (the first item of a key
-        gives its patient). A key on file under another account is a ``DomainViolation``."""
+        gives its patient), and the keys created. A key on file under another account is a ``DomainViolation``."""
         accounts = self.accounts.ids_for(account for _, account, _ in items)
         keys = sorted({key for key, _, _ in items})
         found = {key: (claim_id, owner) for key, claim_id, owner in self.session.execute(
@@ -193,13 +193,18 @@ class ClaimRepository:
         insert_new(self.session, cast(Table, ClaimKeyRow.__table__),
                    [{"key": k, "claim_id": i, "normalized": normalize_pcn(k)} for k, i in created.items()])
         self._ids.update({k: v[0] for k, v in found.items()} | created)
-        return {key: self._ids[key] for key in keys}
+        return {key: self._ids[key] for key in keys}, set(created)
 
     def last_line_nos(self, claim_ids: Iterable[int]) -> dict[int, int]:
         """The highest line number on file per claim (claims without lines are absent)."""
-        return _pairs(self.session.execute(
-            select(ChargeLineRow.claim_id, func.max(ChargeLineRow.line_no))
-            .where(ChargeLineRow.claim_id.in_(set(claim_ids))).group_by(ChargeLineRow.claim_id)))
+        claim_ids = set(claim_ids)
+        if not claim_ids:
+            return {}
+        # One max() per claim id from a VALUES list: an index probe each, whatever the table statistics say
+        # (``WHERE claim_id IN (...) GROUP BY`` is planned as a full scan when they are stale or missing).
+        wanted = values(column("id", Integer), name="wanted").data([(i,) for i in sorted(claim_ids)]).cte("wanted")
+        last = select(func.max(ChargeLineRow.line_no)).where(ChargeLineRow.claim_id == wanted.c.id).scalar_subquery()
+        return {i: n for i, n in self.session.execute(select(wanted.c.id, last)) if n is not None}
 
     def add_lines(self, lines: Sequence[tuple[int, ChargeLine, str]]) -> None:
         """(claim id, numbered line, ledger entry key) each; the entry keys are new by construction."""
