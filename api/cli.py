@@ -335,13 +335,14 @@ def worker(role: Annotated[str, typer.Option(help="intake, router or all")] = "a
            concurrency: Annotated[int, typer.Option(min=1, max=64, help="worker threads per role")] = 4,
            prefetch: Annotated[int, typer.Option(min=0, help="unacked deliveries per role (0: 2 x concurrency, "
                                                             "x min(batch, 16) when batching)")] = 0,
-           batch: Annotated[int, typer.Option(min=1, max=500, help="router commands per transaction (group "
-                                                                   "commit; 1: one each)")] = 1,
+           batch: Annotated[int, typer.Option(min=1, max=500, help="messages per transaction (group commit) for the "
+                                                                   "router and intake roles; 1: one each")] = 100,
            health_port: Annotated[int, typer.Option(min=0, max=65535, help="serve /healthz and /readyz on this "
                                                                             "port (0: off)")] = 0,
            ) -> None:
     """Consume the RabbitMQ work queues as competing consumers until SIGTERM (needs RCMHUB_AMQP_URL)."""
     from api.worker_health import WorkerHealth
+    from connectors.intake import Intake
     from connectors.rabbitmq.consumer import WorkConsumer
     from connectors.rabbitmq.topology import Topology
     from connectors.rabbitmq.workers import ROLES, CommandConsumer, IntakeConsumer, declare, run_workers
@@ -363,7 +364,8 @@ def worker(role: Annotated[str, typer.Option(help="intake, router or all")] = "a
         options = {"concurrency": concurrency, "prefetch": prefetch or None}
         consumers: list[WorkConsumer] = [
             CommandConsumer(settings.amqp_url, topology, hub.local_bus, batch_size=batch, **options) if r == "router"
-            else IntakeConsumer(settings.amqp_url, topology, hub.intake, **options) for r in roles if r != "outbound"]
+            else IntakeConsumer(settings.amqp_url, topology, Intake(hub.local_bus, hub.intake.store), hub.local_bus,
+                                batch_size=batch, **options) for r in roles if r != "outbound"]
         if "outbound" in roles:  # the outbox relay and one consumer per EMR destination
             from api.deliveries import outbound_for_worker
 

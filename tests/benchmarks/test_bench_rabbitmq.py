@@ -33,8 +33,8 @@ from router.domain.model import ChargeLine
 
 pytestmark = pytest.mark.benchmark
 ROOT = Path(__file__).parents[2]
-RAW, HUB = 5000, int(os.environ.get("RCMHUB_BENCH_CHARGES", "600"))
-BATCH = os.environ.get("RCMHUB_BENCH_BATCH", "1")  # router commands per transaction (1: no group commit)
+RAW, HUB = 5000, int(os.environ.get("RCMHUB_BENCH_CHARGES", "6000"))
+BATCH = os.environ.get("RCMHUB_BENCH_BATCH", "100")  # router commands per transaction (1: no group commit)
 
 
 def raw_rate(url: str) -> float:
