@@ -35,11 +35,13 @@ class Inbound:
     stored_id: int | None = None  # the row the MLLP listener kept it in; None: store it here first
     channel: str = "amqp"
     peer: str = ""
+    wants_ack: bool = True  # False: nobody to answer (forwarded by MLLP, which answered already)
 
 
 @dataclass(frozen=True)
 class Received:
-    """One message's result: its outcome, the error that rejected it (parked with its reason), its ACK."""
+    """One message's result: its outcome, the error that rejected it (parked with its reason), its ACK (if
+    wanted and MSH-15/16 do not decline it)."""
 
     outcome: Hl7Outcome
     error: PermanentError | None
@@ -100,7 +102,7 @@ class Hl7Batch:
         log.info("intake batch: %d HL7 message(s), %d posted, %d rejected", len(items),
                  sum(1 for m in marks if m.status is MessageStatus.PROCESSED),
                  sum(1 for m in marks if m.status is MessageStatus.REJECTED))
-        return [Received(outcome, error, ack_for(outcome, headers[n]))
+        return [Received(outcome, error, ack_for(outcome, headers[n]) if items[n].wants_ack else None)
                 for n, (outcome, error) in sorted(done.items())]
 
 

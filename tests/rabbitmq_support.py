@@ -152,10 +152,11 @@ ROOT = Path(__file__).parents[1]
 class Worker:
     """One ``rcmhub worker`` process (restartable), its output in ``logs/{name}-{incarnation}.log``."""
 
-    def __init__(self, name: str, amqp: str, database: str, topology: Topology, logs: Path, *args: str) -> None:
+    def __init__(self, name: str, amqp: str, database: str, topology: Topology, logs: Path, *args: str,
+                 log_level: str = "INFO") -> None:
         self.name, self.logs, self.args, self.incarnation = name, logs, args, 0
         self.env = {**os.environ, "RCMHUB_AMQP_URL": amqp, "RCMHUB_DATABASE_URL": database,
-                    "RCMHUB_AMQP_PREFIX": topology.prefix, "RCMHUB_LOG_LEVEL": "INFO", "RCMHUB_DATA_DIR": str(logs)}
+                    "RCMHUB_AMQP_PREFIX": topology.prefix, "RCMHUB_LOG_LEVEL": log_level, "RCMHUB_DATA_DIR": str(logs)}
         self.process = self.start()
 
     def start(self) -> subprocess.Popen[bytes]:
@@ -193,3 +194,27 @@ class Worker:
 
 def worker_logs(logs: Path) -> str:
     return "".join(p.read_text(errors="replace") for p in sorted(logs.glob("*.log")))
+
+
+def raw_pika_rate(url: str, count: int, size: int = 1024) -> float:
+    """The broker's floor for the benchmarks: ``count`` persistent messages of ``size`` bytes published to a
+    quorum queue, then consumed with manual acks (prefetch 100); messages/s over both."""
+    name = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
+    body, props = b"x" * size, pika.BasicProperties(delivery_mode=2)
+    try:
+        start = time.perf_counter()
+        for _ in range(count):
+            channel.basic_publish("", name, body, props)
+        channel.basic_qos(prefetch_count=100)
+        for n, (method, _, _) in enumerate(channel.consume(name), start=1):
+            channel.basic_ack(method.delivery_tag)
+            if n == count:
+                break
+        channel.cancel()
+        return count / (time.perf_counter() - start)
+    finally:
+        channel.queue_delete(name)
+        connection.close()

@@ -74,6 +74,7 @@ class Inbound:
 
     body: bytes
     stored_id: int | None
+    wants_reply: bool = False
     reply: Reply | None = None
 
 
@@ -97,7 +98,7 @@ class IntakeConsumer(WorkConsumer):
 
     def translate(self, body: bytes, properties: BasicProperties) -> Inbound:
         stored = (properties.headers or {}).get(STORED_ID)
-        return Inbound(body, stored if isinstance(stored, int) else None)
+        return Inbound(body, stored if isinstance(stored, int) else None, bool(properties.reply_to))
 
     def dispatch(self, message: Inbound) -> None:
         [error] = self.dispatch_many([message])
@@ -108,7 +109,8 @@ class IntakeConsumer(WorkConsumer):
         single = [n for n, m in enumerate(messages) if self.hl7 is not None and is_single_hl7(m.body)]
         errors: list[PermanentError | None] = [None] * len(messages)
         if self.hl7 is not None and single:
-            received = self.hl7.receive([Hl7Inbound(messages[n].body, messages[n].stored_id) for n in single])
+            received = self.hl7.receive([Hl7Inbound(messages[n].body, messages[n].stored_id,
+                                                    wants_ack=messages[n].wants_reply) for n in single])
             for n, got in zip(single, received, strict=True):
                 errors[n] = got.error
                 messages[n].reply = Reply(got.ack, HL7_V2) if got.ack is not None else None

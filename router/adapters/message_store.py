@@ -16,12 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TypedDict
+from typing import TypedDict, cast
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
+from router.adapters.bulk import update_rows
 from router.adapters.orm import MessageRow, utcnow
 from router.unit_of_work import translate
 
@@ -258,7 +259,7 @@ class MessageStore:
                 for m in marks]
         try:
             with self.sessions() as session, session.begin():
-                session.execute(update(MessageRow), rows)
+                update_rows(session, cast(Table, MessageRow.__table__), rows)
         except DBAPIError as exc:
             raise translate(exc) from exc
 

@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Integer, Table, column, func, select, values
 from sqlalchemy.orm import Session
 
-from router.adapters.bulk import COPY_NEW_FROM, copy_new_rows, dialect_insert, insert_new, insert_rows
+from router.adapters.bulk import COPY_NEW_FROM, copy_new_rows, insert_from, insert_new, insert_rows, one_of
 from router.adapters.orm import (
     AccountRow,
     AppointmentRow,
@@ -51,13 +51,14 @@ class AccountRepository:
         missing = sorted(wanted.difference(self._ids))
         if missing:
             self._ids.update(_pairs(self.session.execute(
-                select(AccountRow.number, AccountRow.id).where(AccountRow.number.in_(missing)))))
+                select(AccountRow.number, AccountRow.id).where(one_of(self.session, AccountRow.number, missing)))))
             new = [{"number": n, "created_at": utcnow()} for n in missing if n not in self._ids]
             if new:
                 # ON CONFLICT: a concurrent creator of the same number is not an error; re-read what it wrote.
-                inserted = insert_rows(self.session, cast(Table, AccountRow.__table__), new, ["number", "id"],
-                                       conflict=["number"])
-                self._ids.update(cast(list[tuple[str, int]], inserted))
+                stmt = insert_from(self.session, cast(Table, AccountRow.__table__), new)
+                inserted = _pairs(self.session.execute(stmt.on_conflict_do_nothing(index_elements=["number"])
+                                                       .returning(AccountRow.number, AccountRow.id)))
+                self._ids.update(inserted)
                 if len(inserted) < len(new):
                     self._ids.update(_pairs(self.session.execute(select(AccountRow.number, AccountRow.id).where(
                         AccountRow.number.in_([n for n in missing if n not in self._ids])))))
@@ -89,13 +90,13 @@ class AccountRepository:
                              "birth_date": p.birth_date or was.get("birth_date")}
         if not merged:
             return {}
-        stmt = dialect_insert(self.session, PatientRow.__table__)
+        stmt = insert_from(self.session, cast(Table, PatientRow.__table__), list(merged.values()))
         keep = {c: func.coalesce(func.nullif(stmt.excluded[c], ""), PatientRow.__table__.c[c])
                 for c in ("family", "given")}
         stmt = stmt.on_conflict_do_update(index_elements=["mrn"], set_={
             "account_id": stmt.excluded.account_id, **keep,
             "birth_date": func.coalesce(stmt.excluded.birth_date, PatientRow.__table__.c.birth_date)})
-        return _pairs(self.session.execute(stmt.returning(PatientRow.mrn, PatientRow.id), list(merged.values())))
+        return _pairs(self.session.execute(stmt.returning(PatientRow.mrn, PatientRow.id)))
 
     def upsert_coverage(self, account: str, coverage: Coverage) -> None:
         self.upsert_coverages([(account, coverage)])
@@ -108,16 +109,16 @@ class AccountRepository:
                                        "group_number": c.group_number, "plan": c.plan} for a, c in items}
         if not rows:
             return
-        stmt = dialect_insert(self.session, CoverageRow.__table__)
+        stmt = insert_from(self.session, cast(Table, CoverageRow.__table__), list(rows.values()))
         stmt = stmt.on_conflict_do_update(index_elements=["account_id", "sequence"], set_={
             c: stmt.excluded[c] for c in ("payer_id", "payer_name", "member_id", "group_number", "plan")})
-        self.session.execute(stmt, list(rows.values()))
+        self.session.execute(stmt)
 
     def with_coverage(self, accounts: Iterable[str]) -> set[str]:
         """Which of these accounts have at least one coverage on file."""
         ids = {v: k for k, v in self.ids_for(accounts).items()}
-        found = self.session.scalars(select(CoverageRow.account_id).where(CoverageRow.account_id.in_(ids))
-                                     .distinct())
+        found = self.session.scalars(select(CoverageRow.account_id)
+                                     .where(one_of(self.session, CoverageRow.account_id, ids)).distinct())
         return {ids[i] for i in found}
 
     def set_guarantor(self, account: str, guarantor: str) -> None:
@@ -177,7 +178,7 @@ class ClaimRepository:
         keys = sorted({key for key, _, _ in items})
         found = {key: (claim_id, owner) for key, claim_id, owner in self.session.execute(
             select(ClaimKeyRow.key, ClaimRow.id, ClaimRow.account_id).join(ClaimRow)
-            .where(ClaimKeyRow.key.in_(keys)))}
+            .where(one_of(self.session, ClaimKeyRow.key, keys)))}
         new: dict[str, dict[str, object]] = {}
         for key, account, patient_id in items:
             if key in found and found[key][1] != accounts[account]:
@@ -188,8 +189,8 @@ class ClaimRepository:
                 new[key] = {"key": key, "account_id": accounts[account], "patient_id": patient_id,
                             "created_at": utcnow()}
         created: dict[str, int] = _pairs(self.session.execute(
-            dialect_insert(self.session, ClaimRow.__table__).returning(ClaimRow.key, ClaimRow.id),
-            list(new.values()))) if new else {}
+            insert_from(self.session, cast(Table, ClaimRow.__table__), list(new.values()))
+            .returning(ClaimRow.key, ClaimRow.id))) if new else {}
         insert_new(self.session, cast(Table, ClaimKeyRow.__table__),
                    [{"key": k, "claim_id": i, "normalized": normalize_pcn(k)} for k, i in created.items()])
         self._ids.update({k: v[0] for k, v in found.items()} | created)
@@ -306,7 +307,8 @@ class InboxRepository:
     def digests_of(self, source_ids: Iterable[str]) -> dict[str, str]:
         """source id -> digest for those already handled."""
         return _pairs(self.session.execute(
-            select(InboxRow.source_id, InboxRow.digest).where(InboxRow.source_id.in_(set(source_ids)))))
+            select(InboxRow.source_id, InboxRow.digest)
+            .where(one_of(self.session, InboxRow.source_id, set(source_ids)))))
 
     def add(self, source_id: str, command: str, digest: str) -> None:
         self.add_many([(source_id, command, digest)])

@@ -17,9 +17,8 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-import pika
 import pytest
-from rabbitmq_support import declared, test_topology, wait_for
+from rabbitmq_support import declared, raw_pika_rate, test_topology, wait_for
 from services import amqp_url, postgres_url
 from sqlalchemy import func, select
 
@@ -35,28 +34,6 @@ pytestmark = pytest.mark.benchmark
 ROOT = Path(__file__).parents[2]
 RAW, HUB = 5000, int(os.environ.get("RCMHUB_BENCH_CHARGES", "6000"))
 BATCH = os.environ.get("RCMHUB_BENCH_BATCH", "100")  # router commands per transaction (1: no group commit)
-
-
-def raw_rate(url: str) -> float:
-    name = f"bench-raw-{uuid.uuid4().hex[:8]}"
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    channel = connection.channel()
-    channel.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
-    body, props = b"x" * 1024, pika.BasicProperties(delivery_mode=2)
-    try:
-        start = time.perf_counter()
-        for _ in range(RAW):
-            channel.basic_publish("", name, body, props)
-        channel.basic_qos(prefetch_count=100)
-        for n, (method, _, _) in enumerate(channel.consume(name), start=1):
-            channel.basic_ack(method.delivery_tag)
-            if n == RAW:
-                break
-        channel.cancel()
-        return RAW / (time.perf_counter() - start)
-    finally:
-        channel.queue_delete(name)
-        connection.close()
 
 
 def hub_rate(workers: int, tmp: Path) -> float:
@@ -111,7 +88,7 @@ def in_process_rate(tmp: Path) -> float:
 
 
 def test_hub_throughput_against_raw_pika(tmp_path: Path) -> None:
-    raw = raw_rate(amqp_url())
+    raw = raw_pika_rate(amqp_url(), RAW)
     local = in_process_rate(tmp_path)
     one = hub_rate(1, tmp_path)
     two = hub_rate(2, tmp_path)
