@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from api.bootstrap import Hub, build
+from api.bootstrap import Hub, build, mllp_forwarder
 from api.deliveries import deliveries_app
 from api.dlq import dlq_app
 from api.notices import collections_app, notices_app, start_scheduler
@@ -31,9 +31,6 @@ from api.users import tokens_app, users_app
 from connectors.intake import FileReport
 from router.domain.errors import HubError
 from router.queries import account_view
-
-if TYPE_CHECKING:
-    from connectors.hl7_forwarder import Hl7Forwarder
 
 app = typer.Typer(help="rcmhub: revenue-cycle integration hub", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -242,19 +239,6 @@ def db_upgrade() -> None:
     err.print("database schema is up to date")
 
 
-def _forwarder(hub: Hub) -> Hl7Forwarder | None:
-    """On RabbitMQ, MLLP stores and forwards raw messages to the intake queue (ACK at store + confirm); embedded,
-    the listener keeps the synchronous intake (ACK after posting, with full validation)."""
-    from connectors.hl7_forwarder import Hl7Forwarder
-    from connectors.rabbitmq.async_publisher import AsyncPublisher
-    from connectors.rabbitmq.topology import Topology
-
-    settings = hub.settings
-    if settings.embedded or hub.intake.store is None:
-        return None
-    return Hl7Forwarder(hub.intake.store, AsyncPublisher(settings.amqp_url), Topology(settings.amqp_prefix))
-
-
 @app.command()
 def serve() -> None:
     """Run the hub in one process: API (RCMHUB_API_PORT) and intake listeners."""
@@ -271,7 +255,7 @@ def serve() -> None:
     outbound = start_outbound(hub)  # results back to EMRs (embedded mode); a bad destinations file stops here
     try:
         mllp = Hl7Listener(hub.intake, settings.mllp_host, settings.mllp_port,
-                           forwarder=_forwarder(hub)).run_in_thread()
+                           forwarder=mllp_forwarder(hub)).run_in_thread()
     except OSError as exc:
         hub.close()
         err.print(f"[red]error:[/] MLLP cannot listen on {settings.mllp_host}:{settings.mllp_port}: {exc.strerror}")

@@ -250,3 +250,21 @@ def test_stopping_the_listener_lets_the_batch_in_flight_finish_and_answer(
         assert msa(answer.result(timeout=30)) == ("AA", f"C{uid}")
     [(props, _)] = forwarded(channel, topology, uid)
     assert props.headers[STORED_ID] == store.search(control_id=f"C{uid}")[0].id
+
+
+def test_without_pre_ping_a_dropped_database_connection_costs_one_send_again_then_heals(
+        pg_hub: Hub, channel: pika.adapters.blocking_connection.BlockingChannel, topology: Topology,
+        uid: str) -> None:
+    # serve gives the forwarder a pool without pre-ping (one round trip less per batch): check the price.
+    name = f"rcmhub-test-{uid}"
+    engine = make_engine(postgres_url(), pool_pre_ping=False, connect_args={"application_name": name})
+    with listening(pg_hub, topology, store=MessageStore(sessionmaker(engine))) as port:
+        assert msa(send(port, dft(uid, control=f"C1{uid}"))) == ("AA", f"C1{uid}")
+        with pg_hub.engine.begin() as conn:  # only this test's own sessions, never the shared server
+            conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                                 (name,))
+        dropped = send(port, dft(uid, control=f"C2{uid}"))
+        assert msa(dropped) == ("AE", f"C2{uid}") and "send again" in err_text(dropped)
+        assert msa(send(port, dft(uid, control=f"C2{uid}"))) == ("AA", f"C2{uid}")
+    engine.dispose()
+    assert sorted(p.headers[CONTROL_ID] for p, _ in forwarded(channel, topology, uid)) == [f"C1{uid}", f"C2{uid}"]
