@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import hl7
 import pytest
 from hl7_samples import sample
 from hl7apy.parser import parse_message
+from mllp_support import echo_server
 
 from api.bootstrap import build
 from api.settings import Settings
 from connectors.hl7_listener import Hl7Listener
-from connectors.mllp import MllpClient, MllpServer
+from connectors.mllp import MllpClient
 from mappings.hl7v2 import er7
 from mappings.hl7v2.dft import decode_dft
 
@@ -38,21 +38,6 @@ def summary(latencies: list[float], wall: float | None = None) -> dict[str, floa
     cuts = statistics.quantiles(latencies, n=100)
     return {"p50_ms": cuts[49] * 1000, "p99_ms": cuts[98] * 1000,
             "msgs_per_s": len(latencies) / (wall if wall is not None else sum(latencies))}
-
-
-@contextmanager
-def echo_server() -> Iterator[int]:
-    """The floor: MllpServer answering each frame with a fixed ACK, no storage, no parsing."""
-    ack = b"MSH|^~\\&|HUB|HUB|EMR|FAC|20240101||ACK^P03^ACK|1|P|2.5\rMSA|AA|1\r"
-
-    async def handler(payload: bytes, peer: str) -> bytes:
-        return ack
-
-    handle = MllpServer(handler).run_in_thread()
-    try:
-        yield handle.port
-    finally:
-        handle.stop(grace=2)
 
 
 def timed(send: Callable[[bytes], bytes], payloads: list[bytes]) -> list[float]:
