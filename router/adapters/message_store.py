@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
-from router.adapters.bulk import update_rows
+from router.adapters.bulk import one_of, update_rows
 from router.adapters.orm import MessageRow, utcnow
 from router.unit_of_work import translate
 
@@ -168,7 +168,7 @@ class MessageStore:
                 dialect = session.get_bind().dialect
                 one_statement = dialect.name == "postgresql" and len(items) <= dialect.insertmanyvalues_page_size
                 conn = session.connection(execution_options=_AUTOCOMMIT if one_statement else None)
-                seen = self._earlier(conn, items)
+                seen = self._earlier(session, conn, items)
                 rows: list[_Row] = []
                 earlier: list[_Seen | None] = []
                 for index, item in enumerate(items):
@@ -200,7 +200,8 @@ class MessageStore:
                 for row_id, r, e in zip(ids, rows, earlier, strict=True)]
 
     @staticmethod
-    def _earlier(conn: Connection, items: Sequence[NewMessage]) -> dict[tuple[str, str], list[_Seen]]:
+    def _earlier(session: Session, conn: Connection, items: Sequence[NewMessage]
+                 ) -> dict[tuple[str, str], list[_Seen]]:
         """The counted earlier messages of each sender + control id in ``items``, oldest first."""
         keys = {(i.sender[:200], i.control_id[:200]) for i in items if i.control_id and i.error is None}
         seen: dict[tuple[str, str], list[_Seen]] = {}
@@ -209,7 +210,7 @@ class MessageStore:
         # By control id alone (its own index; PostgreSQL plans a row-value IN list poorly), then by pair.
         found = conn.execute(
             select(MessageRow.id, MessageRow.sender, MessageRow.control_id, MessageRow.digest, MessageRow.status)
-            .where(MessageRow.control_id.in_(sorted({control for _, control in keys})),
+            .where(one_of(session, MessageRow.control_id, {control for _, control in keys}),
                    MessageRow.status.in_(_COUNTED))
             .order_by(MessageRow.id))
         for row_id, sender, control_id, digest, status in found:
