@@ -108,7 +108,9 @@ def test_an_aa_comes_only_once_the_raw_message_is_stored_and_confirmed_on_the_in
     payload = dft(uid)
     assert msa(send(port, payload)) == ("AA", f"C{uid}")
     # At the ACK: the row is committed (another connection sees it) and the message is on the queue.
-    [row] = MessageStore(sessionmaker(make_engine(postgres_url()))).search(control_id=f"C{uid}")
+    other = make_engine(postgres_url())
+    [row] = MessageStore(sessionmaker(other)).search(control_id=f"C{uid}")
+    other.dispose()
     [(props, body)] = forwarded(channel, topology, uid)
     assert body == payload and (row.status, row.channel, row.message_type) == (
         MessageStatus.RECEIVED, "mllp", "DFT^P03")
