@@ -326,7 +326,7 @@ def demo(as_json: JsonFlag = False) -> None:
 
 @app.command()
 def worker(role: Annotated[str, typer.Option(help="intake, router or all")] = "all",
-           concurrency: Annotated[int, typer.Option(min=1, max=64, help="worker threads per role")] = 4,
+           concurrency: Annotated[int, typer.Option(min=1, max=64, help="worker threads per role")] = 2,
            prefetch: Annotated[int, typer.Option(min=0, help="unacked deliveries per role (0: 2 x concurrency, "
                                                             "x min(batch, 16) when batching)")] = 0,
            batch: Annotated[int, typer.Option(min=1, max=500, help="messages per transaction (group commit) for the "
