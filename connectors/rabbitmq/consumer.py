@@ -95,6 +95,7 @@ class WorkConsumer:
         # is full), so batches grow with the load and stay small, for low latency, when it is light.
         self._pending: list[Delivery] = []
         self._batches_running = 0
+        self._unsettled: set[int] = set()  # delivery tags of this connection not yet acked (I/O thread only)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"rcmhub-{self.role}")
 
     # hooks -----------------------------------------------------------------------------------------
@@ -142,6 +143,7 @@ class WorkConsumer:
             # will never run: counting them would hold every later graceful shutdown for shutdown_seconds.
             self._generation += 1
             self._inflight = 0
+            self._unsettled = set()
             generation = self._generation
         try:
             with translated(f"consuming {self.queue.name}"):
@@ -181,6 +183,7 @@ class WorkConsumer:
                      count)
         with self._lock:
             self._inflight += 1
+        self._unsettled.add(method.delivery_tag)
         if self.batch_size > 1:
             self._pending.append(Delivery(channel, method.delivery_tag, properties, body))
             if len(self._pending) >= self.batch_size:
@@ -284,7 +287,10 @@ class WorkConsumer:
 
     # settling runs on the I/O thread ---------------------------------------------------------------
     def _settle(self, publisher: ConfirmedChannel, generation: int, channel: BlockingChannel, tag: int,
-                properties: BasicProperties, body: bytes, verdict: Verdict) -> None:
+                properties: BasicProperties, body: bytes, verdict: Verdict, *, ack: bool = True) -> bool:
+        """Reply, retry or park as the verdict says, then ack (unless ``ack`` is False: the caller acks, and
+        True is returned when it may). A publish the broker refused hands the delivery back instead."""
+        self._unsettled.discard(tag)
         try:
             if verdict.reply is not None and properties.reply_to:
                 self._reply(publisher, properties, verdict.reply)
@@ -298,12 +304,15 @@ class WorkConsumer:
                                   with_headers(properties, {REASON: verdict.reason, ORIGIN_QUEUE: self.queue.name}))
                 log.warning("parked message_id=%s from %s: %s", properties.message_id, self.queue.name,
                             verdict.reason)
-            channel.basic_ack(tag)
+            if ack:
+                channel.basic_ack(tag)
             self.settled[verdict.action] += 1
+            return True
         except BrokerUnavailable:
             # Not parked or queued for retry: hand it back; the delivery limit bounds the loop.
             with translated("requeue"):
                 channel.basic_nack(tag, requeue=True)
+            return False
         finally:
             self._done(generation)
 
@@ -315,9 +324,22 @@ class WorkConsumer:
 
     def _settle_many(self, publisher: ConfirmedChannel, generation: int, batch: list[Delivery],
                      verdicts: list[Verdict]) -> None:
-        for delivery, verdict in zip(batch, verdicts, strict=True):
-            self._settle(publisher, generation, delivery.channel, delivery.tag, delivery.properties, delivery.body,
-                         verdict)
+        """Settle a batch with as few acks as the channel allows: one ``multiple`` ack covers the batch's
+        tags below every delivery still out elsewhere (another thread's batch); the rest are acked one by
+        one. Why: each ``basic_ack`` is a socket write on this I/O thread (~30% of it at 700 messages/s)."""
+        acked = [d.tag for d, v in zip(batch, verdicts, strict=True)
+                 if self._settle(publisher, generation, d.channel, d.tag, d.properties, d.body, v, ack=False)]
+        if not acked:
+            return
+        channel = batch[0].channel
+        floor = min(self._unsettled, default=None)
+        covered = {t for t in acked if floor is None or t < floor} if len(acked) > 1 else set()
+        with translated("acking a batch"):
+            if len(covered) > 1:
+                channel.basic_ack(max(covered), multiple=True)
+            for tag in acked:
+                if len(covered) <= 1 or tag not in covered:
+                    channel.basic_ack(tag)
 
     def _done(self, generation: int) -> None:
         with self._lock:
