@@ -9,14 +9,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from hl7_factory import Dft, Ft1
+from serve_support import wait_until_serving
 from sqlalchemy import update
 
 from api.bootstrap import build
@@ -50,15 +49,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     proc = subprocess.Popen([RCMHUB, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.3)
+        wait_until_serving(proc, base)
         yield base, env
     finally:
         proc.terminate()

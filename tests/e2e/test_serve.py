@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from hl7_factory import Dft, Ft1
+from serve_support import wait_until_serving
 
 from connectors.mllp import MllpClient
 
@@ -33,16 +34,7 @@ def test_serve_upgrades_an_empty_database_and_answers_health_and_account_queries
     proc = subprocess.Popen([RCMHUB, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "serve did not come up"
-            time.sleep(0.3)
+        wait_until_serving(proc, base)
         ready = httpx.get(f"{base}/readyz", timeout=5)
         assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
         assert httpx.get(f"{base}/api/v1/accounts/NOPE", timeout=5).status_code == 401  # no credentials
@@ -60,8 +52,9 @@ def test_serve_upgrades_an_empty_database_and_answers_health_and_account_queries
         # The drop directory is watched: an 835 placed there is processed and archived beside its 999.
         (tmp_path / "drop" / "remit.835").write_bytes(
             (Path(__file__).parents[1] / "samples/x12_835/linuxforhealth-x12/managed-care.835").read_bytes())
+        deadline = time.monotonic() + 80
         while not any(p.name.endswith("remit.835.999") for p in (tmp_path / "drop" / "archive").glob("*")):
-            assert time.monotonic() < deadline + 20, "the drop directory was not processed"
+            assert time.monotonic() < deadline, "the drop directory was not processed"
             time.sleep(0.3)
         assert httpx.get(f"{base}/api/v1/remittances", timeout=5,
                          headers=auth).json()[0]["payment_amount"] == "945.00"

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from hl7_factory import Dft, Ft1
 from rabbitmq_support import declared, drain, test_topology
+from serve_support import wait_until_serving
 from services import amqp_url, postgres_url
 from test_serve import RCMHUB, free_port
 
@@ -30,16 +29,7 @@ def test_serve_on_rabbitmq_acks_mllp_once_the_raw_message_is_stored_and_on_the_i
     with declared(amqp_url(), topology) as channel:
         proc = subprocess.Popen([RCMHUB, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                assert time.monotonic() < deadline, "serve did not come up"
-                time.sleep(0.3)
+            wait_until_serving(proc, f"http://127.0.0.1:{port}")
             payload = Dft(f"S{uid}", f"A{uid}", visit=f"V{uid}", lines=[Ft1("10.00")]).er7().encode()
             with MllpClient("127.0.0.1", mllp_port) as client:
                 ack = client.send(payload)

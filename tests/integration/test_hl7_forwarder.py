@@ -20,8 +20,7 @@ from rabbitmq_support import declared, drain, test_topology
 from services import amqp_url, postgres_url
 from sqlalchemy.orm import sessionmaker
 
-from api.bootstrap import Hub, build
-from api.settings import Settings
+from api.bootstrap import Hub
 from connectors.hl7_forwarder import Hl7Forwarder
 from connectors.hl7_listener import Hl7Listener
 from connectors.mllp import MllpClient
@@ -35,13 +34,6 @@ from router.domain.errors import DeliveryFailed
 pytestmark = pytest.mark.timeout(120)
 
 CLOSED_PORT = "amqp://guest:guest@127.0.0.1:9/%2F"  # nothing listens there: connection refused
-
-
-@pytest.fixture(scope="module")
-def pg_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    hub = build(Settings(database_url=postgres_url(), data_dir=tmp_path_factory.mktemp("data"), amqp_url=""))
-    yield hub
-    hub.close()
 
 
 @pytest.fixture(scope="module")

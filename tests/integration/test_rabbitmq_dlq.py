@@ -15,9 +15,8 @@ from rabbitmq_support import declared, depth, running, test_topology, wait_for
 from services import amqp_url, postgres_url
 from typer.testing import CliRunner, Result
 
-from api.bootstrap import Hub, build
+from api.bootstrap import Hub
 from api.cli import app
-from api.settings import Settings
 from connectors.rabbitmq.consumer import Action
 from connectors.rabbitmq.publisher import ATTEMPT, ORIGIN_QUEUE, REASON, command_properties
 from connectors.rabbitmq.topology import Topology
@@ -30,13 +29,6 @@ from router.queries import account_view
 
 pytestmark = pytest.mark.integration
 PHI = ("DOE", "JANE")
-
-
-@pytest.fixture(scope="module")
-def pg_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    hub = build(Settings(database_url=postgres_url(), data_dir=tmp_path_factory.mktemp("data"), amqp_url=""))
-    yield hub
-    hub.close()
 
 
 @pytest.fixture

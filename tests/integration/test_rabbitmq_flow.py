@@ -6,7 +6,6 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -15,10 +14,9 @@ from typing import Any
 import pika
 import pytest
 from rabbitmq_support import FAST_TIERS, declared, depth, drain, running, test_topology, wait_for
-from services import amqp_url, postgres_url
+from services import amqp_url
 
-from api.bootstrap import Hub, build
-from api.settings import Settings
+from api.bootstrap import Hub
 from connectors.rabbitmq.bus import RabbitBus
 from connectors.rabbitmq.consumer import Action
 from connectors.rabbitmq.publisher import ATTEMPT, REASON, Publisher
@@ -30,13 +28,6 @@ from router.domain.model import ChargeLine, Patient
 from router.queries import account_view
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def pg_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    hub = build(Settings(database_url=postgres_url(), data_dir=tmp_path_factory.mktemp("data"), amqp_url=""))
-    yield hub
-    hub.close()
 
 
 @pytest.fixture

@@ -6,17 +6,15 @@ correlation id; bad messages parked with a reason."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pika
 import pytest
 from fhir_factory import ClaimBundle
 from hl7_samples import sample
 from rabbitmq_support import declared, depth, drain, running, test_topology, wait_for
-from services import amqp_url, postgres_url
+from services import amqp_url
 
-from api.bootstrap import Hub, build
-from api.settings import Settings
+from api.bootstrap import Hub
 from connectors.hl7_intake import to_store
 from connectors.intake import Intake
 from connectors.rabbitmq.consumer import Action
@@ -27,13 +25,6 @@ from router.adapters.message_store import MessageStatus, MessageStore
 from router.queries import account_view
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def pg_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    hub = build(Settings(database_url=postgres_url(), data_dir=tmp_path_factory.mktemp("data"), amqp_url=""))
-    yield hub
-    hub.close()
 
 
 def dft(uid: str, n: int, amount: str = "100&USD") -> bytes:
