@@ -17,9 +17,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from connectors.hl7_intake import Hl7Outcome, account_hint, ack_for, standing, to_store
+from connectors.hl7_intake import Hl7Outcome, account_hint, ack_for, control_id_of, rejected, standing, to_store
 from mappings.hl7v2 import er7
-from mappings.hl7v2.ack import Verdict, error_of, read_header, verdict_of
+from mappings.hl7v2.ack import Verdict, read_header
 from mappings.hl7v2.inbound import to_commands
 from router.adapters.message_store import Mark, MessageStatus, MessageStore
 from router.bus import InProcessBus, Outcome
@@ -76,7 +76,7 @@ class Hl7Batch:
                 msg = er7.parse(item.raw)
                 commands[n] = to_commands(msg)
             except PermanentError as exc:
-                done[n] = (_rejected(exc, headers[n], ids[n], msg), exc)
+                done[n] = (rejected(exc, headers[n], ids[n], msg), exc)
                 marks.append(Mark(_id(ids[n]), MessageStatus.REJECTED, exc.reason, exc.location,
                                   account=account_hint(msg)))
 
@@ -88,11 +88,11 @@ class Hl7Batch:
             account = next((getattr(c, "account", None) for c in commands[n]), None)
             claim_key = next((getattr(c, "claim_key", None) for c in commands[n] if hasattr(c, "claim_key")), None)
             if error is not None:
-                done[n] = (_rejected(error, headers[n], ids[n], None), error)
+                done[n] = (rejected(error, headers[n], ids[n]), error)
                 marks.append(Mark(_id(ids[n]), MessageStatus.REJECTED, error.reason, error.location, account))
                 continue
             duplicate = all(isinstance(r, Outcome) and r.duplicate for r in mine)
-            done[n] = (Hl7Outcome(Verdict.ACCEPTED, _control_id(headers[n]), duplicate=duplicate,
+            done[n] = (Hl7Outcome(Verdict.ACCEPTED, control_id_of(headers[n]), duplicate=duplicate,
                                   message_id=ids[n]), None)
             marks.append(Mark(_id(ids[n]), MessageStatus.DUPLICATE if duplicate else MessageStatus.PROCESSED,
                               account=account, claim_key=claim_key))
@@ -104,16 +104,6 @@ class Hl7Batch:
                  sum(1 for m in marks if m.status is MessageStatus.REJECTED))
         return [Received(outcome, error, ack_for(outcome, headers[n]) if items[n].wants_ack else None)
                 for n, (outcome, error) in sorted(done.items())]
-
-
-def _rejected(exc: PermanentError, msh: er7.Segment | None, stored_id: int | None,
-              msg: er7.Message | None) -> Hl7Outcome:
-    return Hl7Outcome(verdict_of(exc), _control_id(msh), error=error_of(exc, msg), reason=exc.reason,
-                      location=exc.location, message_id=stored_id)
-
-
-def _control_id(msh: er7.Segment | None) -> str:
-    return msh.get(10) if msh is not None else ""
 
 
 def _id(stored_id: int | None) -> int:

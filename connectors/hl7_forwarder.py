@@ -25,19 +25,18 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from connectors.hl7_intake import to_store
+from connectors.hl7_intake import Hl7Outcome, ack_for, rejected, standing, to_store
 from connectors.metrics import ACK_LATENCY
 from connectors.rabbitmq.async_publisher import AsyncPublisher, Publication
 from connectors.rabbitmq.publisher import raw_properties
 from connectors.rabbitmq.topology import Topology
 from mappings.hl7v2 import er7
-from mappings.hl7v2.ack import AckError, Verdict, ack_code, build_ack, error_of, read_header, should_send, verdict_of
+from mappings.hl7v2.ack import AckError, Verdict, error_of, read_header
 from mappings.hl7v2.inbound import require_supported
 from router.adapters.message_store import MessageStatus, MessageStore, StoredMessage
 from router.domain.errors import (
     BrokerUnavailable,
     DecodeError,
-    DomainViolation,
     PermanentError,
     StoreUnavailable,
     TransientError,
@@ -165,11 +164,8 @@ class Hl7Forwarder:
     def _answer(self, frame: _Frame, verdict: Verdict, error: AckError | None = None) -> None:
         if frame.answer.done():  # the peer went away (its handler was cancelled)
             return
-        code = ack_code(verdict, frame.msh)
-        if not should_send(code, frame.msh):
-            frame.answer.set_result(None)
-            return
-        frame.answer.set_result(build_ack(frame.msh, code, error, control_id=f"{self._ack_prefix}{next(self._acks)}"))
+        frame.answer.set_result(ack_for(Hl7Outcome(verdict, error=error), frame.msh,
+                                        control_id=f"{self._ack_prefix}{next(self._acks)}"))
 
     def _store(self, batch: list[_Frame]) -> list[StoredMessage]:
         return self.store.store_many([to_store(f.payload, f.msh, "mllp", f.peer, f.error) for f in batch])
@@ -196,12 +192,11 @@ def _screen(payload: bytes) -> tuple[er7.Segment | None, PermanentError | None]:
 
 
 def _judged(frame: _Frame, row: StoredMessage) -> tuple[Verdict, AckError | None]:
-    if row.status is MessageStatus.REJECTED and frame.error is not None:
+    """The answer for a row the store settled at once: a resend or a reused control id (as the synchronous
+    intake answers them), or a message refused from MSH alone."""
+    outcome = standing(row, frame.msh)
+    if outcome is None:
+        assert frame.error is not None  # kept rejected: the only other status store_many gives at once
         header_only = er7.Message([frame.msh], frame.msh.seps) if frame.msh is not None else None
-        return verdict_of(frame.error), error_of(frame.error, header_only)
-    if row.status is MessageStatus.CONFLICT:
-        log.warning("HL7 message %d flagged: control id reused with different content", row.id)
-        return Verdict.CONFLICT, error_of(DomainViolation(row.error or "", location=row.error_location))
-    return Verdict.ACCEPTED, None  # a resend of a processed message
-
-
+        outcome = rejected(frame.error, frame.msh, row.id, header_only)
+    return outcome.verdict, outcome.error

@@ -71,7 +71,6 @@ class Hl7Intake:
         return ack_for(Hl7Outcome(verdict, error=error), msh)
 
     def _receive(self, data: bytes, msh: er7.Segment | None, channel: str, peer: str) -> Hl7Outcome:
-        control_id = msh.get(10) if msh is not None else ""
         stored = self._store(data, msh, channel, peer)
         repeat = standing(stored, msh) if stored is not None else None
         if repeat is not None:
@@ -86,14 +85,14 @@ class Hl7Intake:
                 claim_key = getattr(command, "claim_key", claim_key)
         except PermanentError as exc:
             self._mark(stored, MessageStatus.REJECTED, exc, account=account_hint(msg))
-            return Hl7Outcome(verdict_of(exc), control_id, error=error_of(exc, msg), reason=exc.reason,
-                              location=exc.location, message_id=stored.id if stored else None)
+            return rejected(exc, msh, stored.id if stored else None, msg)
         except TransientError as exc:
             self._mark(stored, MessageStatus.RECEIVED, exc)  # left for replay
             raise
         status = MessageStatus.DUPLICATE if duplicate else MessageStatus.PROCESSED
         self._mark(stored, status, account=account, claim_key=claim_key)
-        return Hl7Outcome(Verdict.ACCEPTED, control_id, duplicate=duplicate, message_id=stored.id if stored else None)
+        return Hl7Outcome(Verdict.ACCEPTED, control_id_of(msh), duplicate=duplicate,
+                          message_id=stored.id if stored else None)
 
     def _store(self, data: bytes, msh: er7.Segment | None, channel: str, peer: str) -> StoredMessage | None:
         if self.store is None:
@@ -128,7 +127,7 @@ def to_store(data: bytes, msh: er7.Segment | None, channel: str, peer: str,
 def standing(stored: StoredMessage, msh: er7.Segment | None) -> Hl7Outcome | None:
     """The answer for a message the store recognised (a resend: accepted again, not processed; a reused
     control id: flagged), or None for one to process."""
-    control_id = msh.get(10) if msh is not None else ""
+    control_id = control_id_of(msh)
     if stored.is_resend:
         return Hl7Outcome(Verdict.ACCEPTED, control_id, duplicate=True, message_id=stored.id)
     if stored.is_conflict:
@@ -138,10 +137,22 @@ def standing(stored: StoredMessage, msh: er7.Segment | None) -> Hl7Outcome | Non
     return None
 
 
-def ack_for(outcome: Hl7Outcome, msh: er7.Segment | None) -> bytes | None:
-    """The ACK (unframed) answering ``outcome``, or None when MSH-15/16 ask for none."""
+def rejected(exc: PermanentError, msh: er7.Segment | None, message_id: int | None,
+             msg: er7.Message | None = None) -> Hl7Outcome:
+    """The outcome of a message refused for ``exc`` (``msg``, when parsed, places the ERR location)."""
+    return Hl7Outcome(verdict_of(exc), control_id_of(msh), error=error_of(exc, msg), reason=exc.reason,
+                      location=exc.location, message_id=message_id)
+
+
+def control_id_of(msh: er7.Segment | None) -> str:
+    return msh.get(10) if msh is not None else ""
+
+
+def ack_for(outcome: Hl7Outcome, msh: er7.Segment | None, *, control_id: str | None = None) -> bytes | None:
+    """The ACK (unframed) answering ``outcome``, or None when MSH-15/16 ask for none; ``control_id`` is the
+    ACK's own MSH-10 (default: a fresh one)."""
     code = ack_code(outcome.verdict, msh)
-    return build_ack(msh, code, outcome.error) if should_send(code, msh) else None
+    return build_ack(msh, code, outcome.error, control_id=control_id) if should_send(code, msh) else None
 
 
 def account_hint(msg: er7.Message | None) -> str | None:
