@@ -45,9 +45,6 @@ from router.domain.errors import (
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = "application/hl7-v2"
-
-
 @dataclass(slots=True)
 class _Frame:
     payload: bytes
@@ -142,7 +139,7 @@ class Hl7Forwarder:
             try:
                 await self.publisher.publish_many([
                     Publication(self.queue.exchange, self.queue.routing_key, frame.payload,
-                                raw_properties(CONTENT_TYPE, row.message_type, row.digest, row.control_id, row.id))
+                                raw_properties(er7.MEDIA_TYPE, row.message_type, row.digest, row.control_id, row.id))
                     for frame, row in accepted])
             except BrokerUnavailable as exc:
                 for frame, _ in accepted:

@@ -14,9 +14,10 @@ from api.security import AUTH_RESPONSES, EMR_SYSTEM, require
 from connectors.fhir_intake import receive_fhir, reply_of
 from mappings.fhir.inbound import INTAKE_TYPES, REMITTANCE_HINT, REMITTANCE_TYPES
 from mappings.fhir.outcome import capability_statement, error_outcome
+from mappings.fhir.wire import MEDIA_TYPE
 from router.domain.errors import UnsupportedMessage
 
-FHIR_JSON = "application/fhir+json"
+FHIR_JSON = MEDIA_TYPE
 ACCEPTED_MEDIA = frozenset({FHIR_JSON, "application/json"})
 _BODY = {"requestBody": {"required": True, "content": {m: {"schema": {"type": "object"}} for m in ACCEPTED_MEDIA}}}
 _OO = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}

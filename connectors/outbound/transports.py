@@ -23,10 +23,12 @@ from connectors.outbound.config import Destination, FhirAuth, MllpTransport, sec
 from connectors.outbound.errors import DeliveryRejected, RetryLater
 from connectors.outbound.store import Job
 from connectors.rabbitmq.publisher import Publisher
+from mappings.fhir.wire import MEDIA_TYPE as FHIR_MEDIA_TYPE
+from mappings.hl7v2.er7 import MEDIA_TYPE as HL7_MEDIA_TYPE
 from mappings.hl7v2.er7 import parse
 from router.domain.errors import DecodeError, DeliveryFailed, MappingError
 
-FHIR_JSON = "application/fhir+json"
+FHIR_JSON = FHIR_MEDIA_TYPE
 
 
 class Transport(Protocol):
@@ -182,7 +184,7 @@ class AmqpSender:
         self.routing_key = routing_key
 
     def send(self, job: Job) -> None:
-        content_type = "application/hl7-v2" if job.format == "hl7v2-dft" else FHIR_JSON
+        content_type = HL7_MEDIA_TYPE if job.format == "hl7v2-dft" else FHIR_JSON
         properties = pika.BasicProperties(content_type=content_type, delivery_mode=pika.DeliveryMode.Persistent,
                                           message_id=f"delivery-{job.id}", correlation_id=job.trace_id,
                                           headers={"x-rcmhub-format": job.format, "x-rcmhub-method": job.method,

@@ -27,6 +27,7 @@ from connectors.rabbitmq.publisher import STORED_ID, translated
 from connectors.rabbitmq.topology import Topology
 from connectors.rabbitmq.verdicts import Reply
 from mappings.detect import Format, detect_format
+from mappings.fhir.wire import MEDIA_TYPE as FHIR_MEDIA_TYPE
 from mappings.hl7v2.er7 import MEDIA_TYPE as HL7_V2
 from mappings.hl7v2.er7 import is_single_message as is_single_hl7
 from router import codec
@@ -125,10 +126,10 @@ class IntakeConsumer(WorkConsumer):
     def _one_payload(self, message: Inbound) -> PermanentError | None:
         if detect_format(message.body) is Format.FHIR:
             receipt = receive_fhir(self.intake.bus, message.body)
-            status, body = reply_of(receipt)
-            message.reply = Reply(json.dumps(body).encode(), "application/fhir+json")
+            _, body = reply_of(receipt)
+            message.reply = Reply(json.dumps(body).encode(), FHIR_MEDIA_TYPE)
             failed = receipt.error or next((e.error for e in receipt.entries if e.error is not None), None)
-            return failed if status >= 400 or failed is not None else None
+            return failed
         report = self.intake.ingest(message.body, "amqp")
         if report.ack is not None:
             message.reply = Reply(report.ack.encode(), "application/edi-x12")

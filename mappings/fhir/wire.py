@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from router.domain.errors import DecodeError, MappingError
 
 Raw = dict[str, Any]
+MEDIA_TYPE = "application/fhir+json"  # FHIR R4 JSON, as HTTP and AMQP label it
 M = TypeVar("M", bound=FHIRAbstractModel)
 
 
