@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from connectors.intake import Intake
 from connectors.rabbitmq.parking import DeadLetters, NotParked, Parked
 from router.adapters.message_store import MessageStatus, MessageStore
-from router.adapters.orm import MessageRow
+from router.adapters.orm import MESSAGE_NEWEST_FIRST, MessageRow
 
 STORE_PREFIX = "msg-"
 Record = Callable[["DeadLetter"], None]
@@ -112,7 +112,7 @@ class StoredDeadLetters:
     def list(self, limit: int) -> list[DeadLetter]:
         with self.sessions() as session:
             rows = session.scalars(select(MessageRow).options(defer(MessageRow.raw)).where(self._failed())
-                                   .order_by(MessageRow.id.desc()).limit(limit))
+                                   .order_by(*MESSAGE_NEWEST_FIRST).limit(limit))
             return [self._letter(r) for r in rows]
 
     def _row_id(self, letter_id: str) -> int:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, defer
 from sqlalchemy.sql.elements import ColumnElement
 
 from router.adapters.orm import (
+    MESSAGE_ARRIVAL,
     AccountRow,
     ClaimKeyRow,
     ClaimRow,
@@ -48,7 +49,7 @@ def trace(session: Session, query: str, limit: int = LIMIT) -> dict[str, Any]:
     messages = list(session.scalars(
         select(MessageRow).options(defer(MessageRow.raw))
         .where(or_(MessageRow.control_id == q, MessageRow.account == q, MessageRow.claim_key == q))
-        .order_by(MessageRow.id).limit(limit)))
+        .order_by(*MESSAGE_ARRIVAL).limit(limit)))
     remittances = list(session.scalars(select(RemittanceRow).where(or_(
         RemittanceRow.trace_number == q, RemittanceRow.control_number == q, RemittanceRow.source_id == q))
         .order_by(RemittanceRow.id).limit(limit)))

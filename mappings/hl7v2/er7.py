@@ -152,6 +152,10 @@ def parse(data: bytes | str) -> Message:
         position = len(segments) + 1
         if not _SEGMENT_ID.match(fields[0]):
             raise DecodeError(f"invalid segment id {fields[0][:8]!r}", location=f"segment {position}")
+        if "\x00" in line:  # no HL7 data type admits it, and PostgreSQL text cannot keep it
+            n = next(n for n, f in enumerate(fields) if "\x00" in f)
+            raise DecodeError("a NUL character (0x00) in the field",
+                              location=f"{fields[0]}-{n + 1 if fields[0] == 'MSH' else n}")
         segments.append(Segment(fields, position, seps))
     return Message(segments, seps)
 

@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TypedDict, cast
+from typing import NotRequired, TypedDict, cast, overload
 
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from router.adapters.bulk import one_of, update_rows
-from router.adapters.orm import MessageRow, utcnow
+from router.adapters.orm import MESSAGE_ARRIVAL, MESSAGE_NEWEST_FIRST, MessageRow, utcnow
 from router.unit_of_work import translate
 
 
@@ -101,6 +101,8 @@ _COUNTED = (MessageStatus.PROCESSED.value, MessageStatus.RECEIVED.value)  # what
 class _Row(TypedDict):
     """A ``messages`` row as ``store_many`` inserts it (Core, no ORM object per message)."""
 
+    id: NotRequired[int]  # a reserved id (``reserve_ids``); else the sequence gives one
+
     channel: str
     peer: str
     format: str
@@ -147,7 +149,21 @@ class MessageStore:
         return self.store_many([NewMessage(raw, channel, peer, format, message_type, sender, control_id,
                                            digest)])[0]
 
-    def store_many(self, items: Sequence[NewMessage]) -> list[StoredMessage]:
+    def reserve_ids(self, count: int) -> list[int] | None:
+        """``count`` row ids taken from the ``messages`` id sequence, so that a caller can name rows before they
+        are committed (``store_many(row_ids=)``: the MLLP forwarder publishes while it stores); None where the
+        database has no sequence (SQLite). Ids never used leave gaps, as a rolled-back INSERT does."""
+        try:
+            with self.sessions() as session:
+                if session.get_bind().dialect.name != "postgresql":
+                    return None
+                return list(session.scalars(
+                    text("SELECT nextval(pg_get_serial_sequence('messages', 'id')) FROM generate_series(1, :n)"),
+                    {"n": count}))
+        except DBAPIError as exc:
+            raise translate(exc) from exc
+
+    def store_many(self, items: Sequence[NewMessage], row_ids: Sequence[int] | None = None) -> list[StoredMessage]:
         """Keep every item durably, committed together on return, and tell each one's standing, in order.
 
         Each item is judged as ``store`` would judge it alone, had the items arrived one after the other: an
@@ -172,7 +188,7 @@ class MessageStore:
                 rows: list[_Row] = []
                 earlier: list[_Seen | None] = []
                 for index, item in enumerate(items):
-                    sender, control_id = item.sender[:200], item.control_id[:200]
+                    sender, control_id = _fit(item.sender, 200), _fit(item.control_id, 200)
                     digest = item.digest or digest_of(item.raw)
                     status, repeated, error, location = MessageStatus.RECEIVED, None, item.error, item.error_location
                     if error is not None:
@@ -184,10 +200,13 @@ class MessageStore:
                             error, location = _CONFLICT, "MSH-10"
                         elif status is MessageStatus.RECEIVED:  # counts for the items after it
                             before.append(_Seen(digest, status.value, index=index))
-                    rows.append(_Row(channel=item.channel[:16], peer=item.peer[:200], format=item.format[:16],
-                                     message_type=item.message_type[:32], sender=sender, control_id=control_id,
-                                     digest=digest, status=status.value, raw=item.raw, received_at=now, error=error,
-                                     error_location=location and location[:120]))
+                    rows.append(_Row(channel=_fit(item.channel, 16), peer=_fit(item.peer, 200),
+                                     format=_fit(item.format, 16), message_type=_fit(item.message_type, 32),
+                                     sender=sender, control_id=control_id, digest=digest, status=status.value,
+                                     raw=item.raw, received_at=now, error=_fit(error),
+                                     error_location=_fit(location or None, 120)))
+                    if row_ids is not None:
+                        rows[-1]["id"] = row_ids[index]
                     earlier.append(repeated)
                 ids = list(conn.execute(insert(MessageRow).returning(MessageRow.id, sort_by_parameter_order=True),
                                         rows).scalars())
@@ -203,7 +222,7 @@ class MessageStore:
     def _earlier(session: Session, conn: Connection, items: Sequence[NewMessage]
                  ) -> dict[tuple[str, str], list[_Seen]]:
         """The counted earlier messages of each sender + control id in ``items``, oldest first."""
-        keys = {(i.sender[:200], i.control_id[:200]) for i in items if i.control_id and i.error is None}
+        keys = {(_fit(i.sender, 200), _fit(i.control_id, 200)) for i in items if i.control_id and i.error is None}
         seen: dict[tuple[str, str], list[_Seen]] = {}
         if not keys:
             return seen
@@ -212,7 +231,7 @@ class MessageStore:
             select(MessageRow.id, MessageRow.sender, MessageRow.control_id, MessageRow.digest, MessageRow.status)
             .where(one_of(session, MessageRow.control_id, {control for _, control in keys}),
                    MessageRow.status.in_(_COUNTED))
-            .order_by(MessageRow.id))
+            .order_by(*MESSAGE_ARRIVAL))
         for row_id, sender, control_id, digest, status in found:
             if (sender, control_id) in keys:
                 seen.setdefault((sender, control_id), []).append(_Seen(digest, status, row_id))
@@ -233,12 +252,12 @@ class MessageStore:
         """
         if not ids:
             return
-        values: dict[str, object] = {"status": status.value, "error": error, "error_location": (location or None)
-                                     and location[:120], "processed_at": utcnow()}
+        values: dict[str, object] = {"status": status.value, "error": _fit(error),
+                                     "error_location": _fit(location or None, 120), "processed_at": utcnow()}
         if account is not None:
-            values["account"] = account[:64]
+            values["account"] = _fit(account, 64)
         if claim_key is not None:
-            values["claim_key"] = claim_key[:64]
+            values["claim_key"] = _fit(claim_key, 64)
         query = update(MessageRow).where(MessageRow.id.in_(list(ids))).values(**values)
         if only_if is not None:
             query = query.where(MessageRow.status == only_if.value)
@@ -254,9 +273,9 @@ class MessageStore:
         if not marks:
             return
         now = utcnow()
-        rows = [{"id": m.message_id, "status": m.status.value, "error": m.error,
-                 "error_location": (m.location or None) and m.location[:120], "processed_at": now,
-                 "account": m.account and m.account[:64], "claim_key": m.claim_key and m.claim_key[:64]}
+        rows = [{"id": m.message_id, "status": m.status.value, "error": _fit(m.error),
+                 "error_location": _fit(m.location or None, 120), "processed_at": now,
+                 "account": _fit(m.account, 64), "claim_key": _fit(m.claim_key, 64)}
                 for m in marks]
         try:
             with self.sessions() as session, session.begin():
@@ -269,6 +288,18 @@ class MessageStore:
             row = session.get(MessageRow, message_id, options=[defer(MessageRow.raw)])
             return _view(row) if row is not None else None
 
+    def get_many(self, ids: Sequence[int]) -> dict[int, StoredMessage]:
+        """The stored messages of ``ids`` that exist (committed), by id, without their raw bytes."""
+        if not ids:
+            return {}
+        try:
+            with self.sessions() as session:
+                rows = session.scalars(select(MessageRow).options(defer(MessageRow.raw))
+                                       .where(one_of(session, MessageRow.id, ids)))
+                return {row.id: _view(row) for row in rows}
+        except DBAPIError as exc:
+            raise translate(exc) from exc
+
     def raw(self, message_id: int) -> bytes | None:
         """The bytes as received (PHI: for replay and authorised viewing only)."""
         with self.sessions() as session:
@@ -278,7 +309,7 @@ class MessageStore:
                sender: str | None = None, status: MessageStatus | None = None,
                limit: int = 100) -> list[StoredMessage]:
         """Newest first; every given criterion must match."""
-        query = select(MessageRow).options(defer(MessageRow.raw)).order_by(MessageRow.id.desc()).limit(limit)
+        query = select(MessageRow).options(defer(MessageRow.raw)).order_by(*MESSAGE_NEWEST_FIRST).limit(limit)
         for column, value in ((MessageRow.control_id, control_id), (MessageRow.account, account),
                               (MessageRow.claim_key, claim_key), (MessageRow.sender, sender),
                               (MessageRow.status, status.value if status else None)):
@@ -286,6 +317,17 @@ class MessageStore:
                 query = query.where(column == value)
         with self.sessions() as session:
             return [_view(row) for row in session.scalars(query)]
+
+
+@overload
+def _fit(value: str, size: int | None = None) -> str: ...
+@overload
+def _fit(value: None, size: int | None = None) -> None: ...
+def _fit(value: str | None, size: int | None = None) -> str | None:
+    """A text column's value as it can be kept: cut to the column's size, NUL replaced (PostgreSQL text
+    cannot hold it; hostile input carries it in MSH-10, PID-18 or an error's quoted field). The raw bytes are
+    kept as they came."""
+    return value if value is None else value.replace("\x00", "\ufffd")[:size]
 
 
 def _compare(seen: list[_Seen], digest: str) -> tuple[MessageStatus, _Seen | None]:

@@ -194,6 +194,12 @@ class MessageRow(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+# The order messages arrived in: ``received_at``, then id. Not the id alone: the MLLP forwarder reserves ids
+# ahead, a block at a time (``MessageStore.reserve_ids``), so the ids of different processes interleave.
+MESSAGE_ARRIVAL = (MessageRow.received_at, MessageRow.id)
+MESSAGE_NEWEST_FIRST = (MessageRow.received_at.desc(), MessageRow.id.desc())
+
+
 class RemittanceRow(Base):
     """One payment advice (835 transaction set / FHIR remittance) and its cash conservation totals."""
 

@@ -83,6 +83,8 @@ def test_unknown_charset_is_rejected_naming_msh_18() -> None:
     ("hello world", "MSH"),
     ("MSH|^~|A", "MSH-2"),
     ("MSH|^~\\&|A|F|B|C|1||DFT^P03|C1|P|2.5\rpid|1", "segment 2"),
+    ("MSH|^~\\&|A|F|B|C|1||DFT^P03|C1|P|2.5\rPID|1||M\x001", "PID-3"),
+    ("MSH|^~\\&|A|F|B|C|1||DFT^P03|C\x001|P|2.5", "MSH-10"),
 ])
 def test_malformed_messages_raise_decode_error_with_location(text: str, location: str) -> None:
     with pytest.raises(DecodeError) as info:

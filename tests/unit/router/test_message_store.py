@@ -172,3 +172,29 @@ def test_mark_each_sets_each_row_its_own_status_account_and_claim_key(store: Mes
         (MessageStatus.REJECTED, f"B{uid}", None, "FT1[1]-11"),
         (MessageStatus.DUPLICATE, f"A{uid}", f"V2{uid}", None)]
     assert views[ids[1]].error == "FT1-11 is not a number"
+
+
+def test_nul_in_text_values_is_kept_replaced_and_the_raw_bytes_as_they_came(store: MessageStore, uid: str) -> None:
+    # PostgreSQL text cannot hold NUL: hostile input must still be kept and marked, never fail the store.
+    raw = f"MSH|^~\\&|EMR|FAC|||||DFT^P03|C{uid}\x00|P|2.5\r".encode()
+    [stored] = store.store_many([NewMessage(raw, "mllp", "peer\x00", "hl7v2", "DFT^P03", "FAC\x00", f"C{uid}\x00")])
+    store.mark(stored.id, MessageStatus.REJECTED, "bad \x00 value", "PID-18", account=f"A{uid}\x00")
+    store.mark_each([Mark(stored.id, MessageStatus.REJECTED, "bad \x00 value", "PID-18", f"A{uid}\x00", "V\x00")])
+    [found] = store.search(control_id=f"C{uid}\ufffd")
+    assert (found.id, found.sender, found.peer, found.account, found.claim_key, found.error) == (
+        stored.id, "FAC\ufffd", "peer\ufffd", f"A{uid}\ufffd", "V\ufffd", "bad \ufffd value")
+    assert store.raw(stored.id) == raw
+
+
+def test_reserved_ids_name_the_rows_and_messages_are_listed_in_arrival_order(store: MessageStore, uid: str) -> None:
+    reserved = store.reserve_ids(3)
+    if store.sessions.kw["bind"].dialect.name != "postgresql":
+        assert reserved is None  # SQLite has no sequence: the forwarder publishes after the commit there
+        return
+    assert reserved is not None and len(set(reserved)) == 3
+    late = [NewMessage(b"late", "mllp", "", "hl7v2", "DFT^P03", "FAC", f"C{uid}")]
+    early = [NewMessage(b"early", "mllp", "", "hl7v2", "DFT^P03", "FAC", f"C{uid}")]
+    [first] = store.store_many(early)  # a newer id from the sequence, stored first
+    [second] = store.store_many(late, row_ids=reserved[:1])  # an older reserved id, stored after it
+    assert second.id == reserved[0] < first.id
+    assert [m.id for m in store.search(control_id=f"C{uid}")] == [second.id, first.id]  # newest first
