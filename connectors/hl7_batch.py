@@ -4,8 +4,9 @@ the ACK an MLLP sender would have had.
 
 Why a batch: posting one DFT^P03 at a time costs ~12 SQL round trips and a commit per message; the
 set-based handlers (``router.handlers.BATCH_HANDLERS``) post a batch with a few statements in all. The
-messages forwarded by the MLLP listener arrive already stored (``x-rcmhub-stored-id``); what an EMR
-publishes straight to the inbound exchange is stored here first, in one transaction for the batch.
+messages forwarded by the MLLP listener name their stored row (``x-rcmhub-stored-id``, committed about when
+the message is published: see ``ROW_WAITS``); what an EMR publishes straight to the inbound exchange is
+stored here first, in one transaction for the batch.
 
 A ``TransientError`` (database or broker away) propagates: nothing of the batch was posted or marked,
 and the consumer retries every message of it. Permanent errors are per message.
@@ -14,6 +15,7 @@ and the consumer retries every message of it. Permanent errors are per message.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,12 +23,18 @@ from connectors.hl7_intake import Hl7Outcome, account_hint, ack_for, control_id_
 from mappings.hl7v2 import er7
 from mappings.hl7v2.ack import Verdict, read_header
 from mappings.hl7v2.inbound import to_commands
-from router.adapters.message_store import Mark, MessageStatus, MessageStore
+from router.adapters.message_store import Mark, MessageStatus, MessageStore, StoredMessage
 from router.bus import InProcessBus, Outcome
 from router.domain.commands import Command
 from router.domain.errors import PermanentError
 
 log = logging.getLogger(__name__)
+
+# The MLLP forwarder publishes a message while it stores it, so a worker may receive it a few ms before its
+# row (``stored_id``) is committed: it waits for the row, up to ~4 s in all. A row still missing then was never
+# stored (the store failed after the publish, and the sender was told to send again): the message is kept
+# and processed here, so nothing published is lost; the sender's resend then finds it, a duplicate.
+ROW_WAITS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,16 @@ class Hl7Batch:
         headers = [read_header(item.raw) for item in items]
         ids = [item.stored_id for item in items]
         done: dict[int, tuple[Hl7Outcome, PermanentError | None]] = {}
-        fresh = [n for n, item in enumerate(items) if item.stored_id is None]
+        rows = self._forwarded_rows([i for i in ids if i is not None])
+        for n, stored_id in enumerate(ids):
+            if stored_id is None:
+                continue
+            row = rows.get(stored_id)
+            if row is None:  # never stored: the listener's store failed after its publish (it answered AE)
+                ids[n] = None
+            elif (settled := _settled(row, headers[n])) is not None:
+                done[n] = (settled, None)
+        fresh = [n for n, stored_id in enumerate(ids) if stored_id is None]
         kept = self.store.store_many([to_store(items[n].raw, headers[n], items[n].channel, items[n].peer)
                                       for n in fresh])
         for n, stored in zip(fresh, kept, strict=True):
@@ -104,6 +121,28 @@ class Hl7Batch:
                  sum(1 for m in marks if m.status is MessageStatus.REJECTED))
         return [Received(outcome, error, ack_for(outcome, headers[n]) if items[n].wants_ack else None)
                 for n, (outcome, error) in sorted(done.items())]
+
+    def _forwarded_rows(self, ids: list[int]) -> dict[int, StoredMessage]:
+        """The rows the MLLP listener named, waiting (``ROW_WAITS``) for those not committed yet."""
+        found = self.store.get_many(ids)
+        for delay in ROW_WAITS:
+            if len(found) == len(set(ids)):
+                return found
+            time.sleep(delay)
+            found |= self.store.get_many([i for i in ids if i not in found])
+        if len(found) < len(set(ids)):
+            log.warning("intake batch: %d forwarded message(s) have no stored row after %.1f s; kept here",
+                        len(set(ids)) - len(found), sum(ROW_WAITS))
+        return found
+
+
+def _settled(row: StoredMessage, header: er7.Segment | None) -> Hl7Outcome | None:
+    """Nothing to do for a forwarded message whose row is settled: the listener stored it as a resend or a
+    reused control id (its copy was published before the store judged it), or it was processed already (a
+    redelivery). Any other row is processed, as before."""
+    if row.status is MessageStatus.PROCESSED:
+        return Hl7Outcome(Verdict.ACCEPTED, control_id_of(header), duplicate=True, message_id=row.id)
+    return standing(row, header)
 
 
 def _id(stored_id: int | None) -> int:

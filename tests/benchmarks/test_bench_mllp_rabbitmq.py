@@ -1,13 +1,13 @@
 """MLLP store-and-forward on RabbitMQ + PostgreSQL (issue #3): DFT^P03 messages/s stored, confirmed and ACKed
-over ~8 connections, beside a bare pika publish-with-confirm loop (BlockingChannel, one message at a time, same
-body size) and the bare MLLP echo server, all in the same run; and ACK latency p50/p99 at a paced 500 msg/s
+over 8 and over 64 connections (closed loop: each sender waits for its ACK), beside a bare pika
+publish-with-confirm loop (BlockingChannel, one message at a time, same body size) and the bare MLLP echo
+server, all in the same run; and ACK latency p50/p99 at a paced 500 msg/s
 (open loop: each message is due at its scheduled time over a few connections, and its latency counts from
 then) beside the echo server at the same pace. The load comes from a separate process so that it does not
 share the hub's GIL. Targets (quiet 2-core machine): >= 2,000 msg/s and p99 <= 20 ms at 500 msg/s.
 
-Size with RCMHUB_BENCH_MLLP_MESSAGES (throughput run, default 8,000), RCMHUB_BENCH_MLLP_CONNECTIONS (its concurrent
-senders, default 8) and RCMHUB_BENCH_MLLP_SECONDS (paced run,
-default 10).
+Size with RCMHUB_BENCH_MLLP_MESSAGES (each throughput run, default 8,000), RCMHUB_BENCH_MLLP_CONNECTIONS (the
+throughput runs' concurrent senders, default "8,64") and RCMHUB_BENCH_MLLP_SECONDS (paced run, default 10).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from connectors.rabbitmq.topology import Topology
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.timeout(1200)]
 
-CONNECTIONS = int(os.environ.get("RCMHUB_BENCH_MLLP_CONNECTIONS", "8"))
+CONNECTIONS = [int(c) for c in os.environ.get("RCMHUB_BENCH_MLLP_CONNECTIONS", "8,64").split(",")]
 MESSAGES = int(os.environ.get("RCMHUB_BENCH_MLLP_MESSAGES", "8000"))
 PACE, PACED_CONNECTIONS = 500.0, 8
 PACED_SECONDS = float(os.environ.get("RCMHUB_BENCH_MLLP_SECONDS", "10"))
@@ -158,10 +158,10 @@ def test_mllp_store_and_forward_of_dft_p03_beside_bare_pika_confirms_and_the_ech
     paced = int(PACE * PACED_SECONDS)
     with declared(amqp_url(), topology) as channel, forwarding_listener(tmp_path, topology) as port, \
             echo_server() as echo_port:
-        in_load_process(port, f"W{run}", 200, CONNECTIONS, None)  # warm-up: connections, plans, pools
+        in_load_process(port, f"W{run}", 200, CONNECTIONS[0], None)  # warm-up: connections, plans, pools
         bare = pika_confirmed_rate(amqp_url(), body_size)
-        echo = in_load_process(echo_port, f"E{run}", MESSAGES, CONNECTIONS, None)
-        hub = in_load_process(port, f"T{run}", MESSAGES, CONNECTIONS, None)
+        closed = [(in_load_process(echo_port, f"E{c}{run}", MESSAGES, c, None),
+                   in_load_process(port, f"T{c}{run}", MESSAGES, c, None)) for c in CONNECTIONS]
         echo_paced = in_load_process(echo_port, f"EP{run}", paced, PACED_CONNECTIONS, PACE)
         hub_paced = in_load_process(port, f"P{run}", paced, PACED_CONNECTIONS, PACE)
         queued = depth(channel, topology.queue("intake").name)
@@ -169,13 +169,14 @@ def test_mllp_store_and_forward_of_dft_p03_beside_bare_pika_confirms_and_the_ech
     print(f"\nMLLP store-and-forward, DFT^P03 ({body_size} bytes), PostgreSQL + RabbitMQ quorum queue, confirms on; "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"  {'bare pika BlockingChannel, confirm each':<44} {bare:8,.0f} msg/s")
-    print(f"a) throughput, {CONNECTIONS} connections, {MESSAGES:,} messages each run")
-    print(row("bare MLLP echo server", *echo[:2]))
-    print(row("store + confirm + ACK (forwarder)", *hub[:2]))
-    rate, echo_rate = len(hub[0]) / hub[1], len(echo[0]) / echo[1]
-    print(f"  ratios: forwarder/bare pika {rate / bare:.1f}x, echo/forwarder {echo_rate / rate:.1f}x")
+    for connections, (echo, hub) in zip(CONNECTIONS, closed, strict=True):
+        print(f"a) throughput, {connections} connections, {MESSAGES:,} messages each run")
+        print(row("bare MLLP echo server", *echo[:2]))
+        print(row("store + confirm + ACK (forwarder)", *hub[:2]))
+        rate, echo_rate = len(hub[0]) / hub[1], len(echo[0]) / echo[1]
+        print(f"  ratios: forwarder/bare pika {rate / bare:.1f}x, echo/forwarder {echo_rate / rate:.1f}x")
     print(f"b) ACK latency at {PACE:.0f} msg/s open loop, {PACED_CONNECTIONS} connections, {paced:,} messages")
     print(row("bare MLLP echo server", *echo_paced[:2]))
     print(row("store + confirm + ACK (forwarder)", *hub_paced[:2]))
-    assert hub[2] == hub_paced[2] == 0, "every message answered AA"
-    assert queued == 200 + MESSAGES + paced, "every ACKed message is on the intake queue"
+    assert [hub[2] for _, hub in closed] + [hub_paced[2]] == [0] * (len(CONNECTIONS) + 1), "every answer AA"
+    assert queued == 200 + MESSAGES * len(CONNECTIONS) + paced, "every ACKed message is on the intake queue"
