@@ -1,7 +1,12 @@
 """835 end to end on PostgreSQL (issue #4): 10,000 claims (1-4 lines) parsed, validated, matched and posted
 through ``hub.intake.ingest`` -> ``receive_x12`` -> bus -> ``post_remittance``, beside parse-only times of
-a bare split (streamed, and with its segments kept), pyx12's segment reader and our reader in the same run.
+the bare segment split, pyx12's segment reader and our reader in the same run.
 Target: >= 2,000 claims/s end to end, parse + balancing within 3x the bare split.
+
+The baseline is the textbook bare split, ``[s.split("*") for s in text.split("~")]``: the least a reader does
+that hands every segment's elements on, as the parse-only benchmark measures it. The same split streamed
+(each segment's list dropped at once) is printed beside it: it shows how much of the bare split is keeping
+the lists (allocation and the collector walking them), and no reader that returns its segments gets near it.
 
 The claims are seeded in bulk (tests/claims_seed.py: the rows the DFT^P03 charge path writes), so only
 the remittance goes through the bus. Run:
@@ -41,18 +46,17 @@ def _best(fn: Callable[[], object], runs: int = 3) -> float:
     return best
 
 
-def _bare_split(data: bytes) -> object:
-    """The least any reader must do: decode, split on the terminator, split each segment on the element
-    separator. Streamed (nothing kept), so the baseline is not inflated by GC over retained lists."""
+def _bare_split_streamed(data: bytes) -> object:
+    """Decode, split on the terminator, split each segment on the element separator, keep nothing."""
     n = 0
     for seg in data.decode().split("~"):
         n += len(seg.split("*"))
     return n
 
 
-def _bare_split_kept(data: bytes) -> object:
+def _bare_split(data: bytes) -> object:
     """The textbook bare split, ``[s.split("*") for s in text.split("~")]``: every segment's elements kept,
-    as a reader's output is (the parse-only benchmark's baseline)."""
+    as a reader's output is (the baseline, here and in the parse-only benchmark)."""
     return [seg.split("*") for seg in data.decode().split("~")]
 
 
@@ -73,7 +77,7 @@ def test_835_parsed_validated_matched_and_posted_on_postgresql(tmp_path: Path) -
             .replace("TRN0001", f"T{uid}").encode())  # fmt: skip
     parse = [
         ("bare split (baseline)", _best(lambda: _bare_split(data))),
-        ("bare split, segments kept", _best(lambda: _bare_split_kept(data))),
+        ("bare split, streamed", _best(lambda: _bare_split_streamed(data))),
         ("pyx12 4.0 segment reader", _best(lambda: _pyx12(data), runs=1)),
         ("rcmhub read_835 + balancing", _best(lambda: [check(tx) for tx in read_835(data)])),
     ]
@@ -96,5 +100,5 @@ def test_835_parsed_validated_matched_and_posted_on_postgresql(tmp_path: Path) -
     for label, seconds in [*parse, ("end to end on PostgreSQL", end_to_end)]:
         print(f"{label:30s} {seconds:7.3f} s {CLAIMS / seconds:10,.0f} claims/s {seconds / baseline:6.1f}x baseline")
     # Generous guards only (shared 2-core machines); the targets are 3x and 2,000 claims/s.
-    assert parse[3][1] < baseline * 30
+    assert parse[3][1] < baseline * 10
     assert CLAIMS / end_to_end > 50
