@@ -31,7 +31,7 @@ from fhir.resources.R4B.money import Money
 
 from mappings.fhir.charges import MAX_AMOUNT
 from router.domain.errors import MappingError
-from router.domain.money import ZERO, fmt, money
+from router.domain.money import ZERO, exact_money, fmt
 from router.domain.remittance import Cas
 
 Adjudication = ExplanationOfBenefitItemAdjudication | ClaimResponseItemAdjudication
@@ -74,7 +74,7 @@ def amount_of(value: Money | None, location: str) -> Decimal | None:
     number = Decimal(value.value)
     if not number.is_finite() or abs(number) >= MAX_AMOUNT:
         raise MappingError(f"{number} is out of range (|value| < {MAX_AMOUNT:,.0f})", location=f"{location}.value")
-    return money(number)
+    return exact_money(number, f"{location}.value")
 
 
 def adjudicate(adjudications: Sequence[Adjudication] | None, location: str, *, header: bool = False,

@@ -29,7 +29,7 @@ from router.domain.commands import EmrTransaction, PostCharges
 from router.domain.errors import MappingError, UnsupportedMessage
 from router.domain.ledger import EntryKind, Responsibility
 from router.domain.model import ChargeLine, Coverage, Patient
-from router.domain.money import money
+from router.domain.money import exact_money, money
 
 POSTED_CHARGE_ITEM_STATUSES = frozenset({"billable", "billed", "unknown"})
 # Beyond these a value is a typo or an attack (1e400 would overflow the cents quantize), not a charge.
@@ -129,7 +129,9 @@ def _claim_line(item: ClaimItem, claim: Claim, diagnoses: dict[int | None, str],
     code, display = _code(item.productOrService, f"{loc}.productOrService")
     units = _quantity(item.quantity, f"{loc}.quantity")
     amount = _amount(item.net, f"{loc}.net")
-    if amount is None:
+    if amount is not None:
+        amount = exact_money(amount, f"{loc}.net.value")
+    else:
         unit_price = _amount(item.unitPrice, f"{loc}.unitPrice")
         if unit_price is None:
             raise MappingError("amount missing (net, or unitPrice x quantity)", location=f"{loc}.net")
@@ -169,6 +171,7 @@ def decode_charge_item(raw: Raw, resolver: Resolver, prefix: str = "ChargeItem")
     if price is None:
         raise MappingError("priceOverride missing: the hub does not price from ChargeItemDefinition",
                            location=f"{prefix}.priceOverride")
+    price = exact_money(price, f"{prefix}.priceOverride.value")
     if price < 0:
         raise MappingError("a negative ChargeItem cannot be posted; send a reversal",
                            location=f"{prefix}.priceOverride")

@@ -22,7 +22,7 @@ from router.domain.commands import EmrTransaction, PostCharges
 from router.domain.errors import MappingError
 from router.domain.ledger import EntryKind, Responsibility
 from router.domain.model import ChargeLine
-from router.domain.money import money
+from router.domain.money import exact_money, money
 
 
 def decode_dft(msg: Message) -> PostCharges:
@@ -85,7 +85,7 @@ def _decimal(seg: Segment, n: int) -> Decimal:
 def _amount(ft1: Segment, units: Decimal) -> Decimal:
     """FT1-11 extended amount, else FT1-12 unit amount x FT1-10 quantity (first sub-component: MO)."""
     if ft1.get(11):
-        return money(_decimal(ft1, 11))
+        return exact_money(_decimal(ft1, 11), ft1.loc(11))
     if ft1.get(12):
         return money(_decimal(ft1, 12) * units)
     raise MappingError("transaction amount missing (FT1-11 or FT1-12)", location=ft1.loc(11))

@@ -25,6 +25,16 @@ def money(value: Decimal | int | str) -> Decimal:
         raise MappingError(f"{value!r} is not an amount") from exc
 
 
+def exact_money(value: Decimal, location: str | None = None) -> Decimal:
+    """An amount as a sender stated it, exact to the cent or refused (``location`` names it): never rounded,
+    since a sub-cent amount means the sender's arithmetic differs from the ledger's and rounding would hide
+    it. Computed amounts (unit price x quantity) are rounded by ``money`` instead."""
+    amount = money(value)
+    if amount != value:
+        raise MappingError(f"{value} has more than two decimals", location=location)
+    return amount
+
+
 def to_cents(amount: Decimal) -> int:
     """Decimal dollars -> integer cents (the storage representation)."""
     return int(money(amount) * 100)

@@ -86,8 +86,9 @@ def test_self_pay_coverage_adds_no_policy() -> None:
     (lambda c: c["item"][0]["net"].update(currency="EUR"), "Claim.item[0].net.currency"),
     (lambda c: c["item"][0].update(diagnosisSequence=[7]), "Claim.item[0].diagnosisSequence[0]"),
     (lambda c: c.pop("identifier"), "Claim.identifier"),
+    (lambda c: c["item"][0]["net"].update(value=10.005), "Claim.item[0].net.value"),
 ], ids=["non-numeric money", "missing patient", "wrong type", "impossible date", "bad code", "no amount",
-        "foreign currency", "unknown diagnosis", "no claim key"])
+        "foreign currency", "unknown diagnosis", "no claim key", "sub-cent money"])
 def test_an_invalid_claim_is_rejected_naming_the_element(mutate: object, path: str) -> None:
     bundle = ClaimBundle("A1", "V1", items=[Item("10.00")]).bundle()
     claim = bundle["entry"][0]["resource"]

@@ -126,6 +126,9 @@ def test_what_posts_no_money_is_refused_naming_the_element(sample: str, location
     ({"addItem": [{"productOrService": {"coding": [{"code": "x"}]}}]}, "ExplanationOfBenefit.addItem"),
     ({"item": [{"sequence": 1, "productOrService": {"coding": [{"code": "x"}]},
                 "adjudication": [adj("benefit", "1.00")]}]}, "ExplanationOfBenefit.item[0].adjudication"),
+    ({"item": [{"sequence": 1, "productOrService": {"coding": [{"code": "99214"}]},
+                "adjudication": [adj("submitted", "200.005"), adj("benefit", "200.005")]}]},
+     "ExplanationOfBenefit.item[0].adjudication[0].amount.value"),  # sub-cent: refused, not rounded
 ])
 def test_an_eob_that_cannot_be_posted_is_refused_naming_the_element(change: dict[str, Any], location: str) -> None:
     resource = Eob("V1", [_paid_line()]).resource() | change

@@ -86,6 +86,7 @@ def test_claim_key_falls_back_to_account_and_service_date_without_pv1_19(hub: Hu
     (lambda m: re.sub(r"(PID(\|[^|\r]*){17})\|[^|\r]*", r"\1|", m), "PID[3]-18",
      "patient account number (PID-18) missing"),
     (lambda m: m.replace("|12.00&USD|", "|12,OO&USD|"), "FT1[5]-11", "'12,OO' is not a number"),
+    (lambda m: m.replace("|12.00&USD|", "|12.005&USD|"), "FT1[5]-11", "12.005 has more than two decimals"),
     (lambda m: m.replace("|CG|", "|ZZ|", 1), "FT1[5]-6", "transaction type 'ZZ' is not supported"),
     (lambda m: m.replace("|20240301|", "|2024031|", 1), "FT1[5]-4", "is not a date"),
 ])
