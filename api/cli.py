@@ -30,7 +30,7 @@ from api.payments import payments_app, start_autopay
 from api.settings import Settings
 from api.users import tokens_app, users_app
 from connectors.intake import FileReport
-from router.domain.errors import HubError
+from router.domain.errors import BrokerUnavailable, HubError
 from router.queries import account_view
 
 app = typer.Typer(help="rcmhub: revenue-cycle integration hub", no_args_is_help=True,
@@ -56,6 +56,20 @@ app.add_typer(users_app, name="users")
 out = Console()
 err = Console(stderr=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout")]
+
+
+def _declare_topology(settings: Settings) -> None:
+    """Declare the RabbitMQ topology (idempotent) before intake publishes to it: until a worker or
+    definitions.json had declared it, every intake publish was unroutable. A broker that is down only warns:
+    the listeners answer "send again" meanwhile and the API still serves."""
+    from connectors.rabbitmq.topology import Topology
+    from connectors.rabbitmq.workers import declare
+
+    try:
+        declare(settings.amqp_url, Topology(settings.amqp_prefix))
+    except BrokerUnavailable as exc:
+        err.print(f"[yellow]warning:[/] RabbitMQ topology not declared ({exc.reason}); intake answers "
+                  "'send again' until the broker is reachable and a worker declares it")
 
 
 def _hub(migrate: bool = True, in_process: bool = False) -> Hub:
@@ -262,6 +276,8 @@ def serve() -> None:
     from api.deliveries import start_outbound
 
     outbound = start_outbound(hub)  # results back to EMRs (embedded mode); a bad destinations file stops here
+    if not settings.embedded:
+        _declare_topology(settings)
     try:
         _freeze_startup_heap()
         mllp = Hl7Listener(hub.intake, settings.mllp_host, settings.mllp_port,
