@@ -50,7 +50,8 @@ def from_specs(claims: Sequence[ClaimSpec], prefix: str, per_account: int = 2) -
     return out
 
 
-def seed(engine: Engine, claims: Sequence[SeedClaim], payer: str = "ACME", source: str = "seed") -> None:
+def seed(engine: Engine, claims: Sequence[SeedClaim], payer: str = "ACME", source: str = "seed", *,
+         family: str = "DOE", member_id: str = "MEMBER1") -> None:
     """Insert ``claims`` as if each had arrived as one DFT^P03 with an IN1 for ``payer``."""
     accounts = sorted({c.account for c in claims})
     with engine.begin() as conn:
@@ -59,10 +60,10 @@ def seed(engine: Engine, claims: Sequence[SeedClaim], payer: str = "ACME", sourc
                                 [{"number": a, "guarantor": ""} for a in accounts]).all())
         patients = dict(conn.execute(insert(PatientRow).returning(PatientRow.account_id, PatientRow.id,
                                                                   sort_by_parameter_order=True),
-                                     [{"mrn": f"MRN{a}", "account_id": ids[a], "family": "DOE", "given": "JANE",
+                                     [{"mrn": f"MRN{a}", "account_id": ids[a], "family": family, "given": "JANE",
                                        "birth_date": date(1980, 1, 1)} for a in accounts]).all())
         conn.execute(insert(CoverageRow), [{"account_id": ids[a], "sequence": 1, "payer_id": payer,
-                                            "payer_name": f"{payer} HEALTH", "member_id": "MEMBER1",
+                                            "payer_name": f"{payer} HEALTH", "member_id": member_id,
                                             "group_number": "GRP1", "plan": "PLAN1"} for a in accounts])
         claim_ids = dict(conn.execute(insert(ClaimRow).returning(ClaimRow.key, ClaimRow.id,
                                                                  sort_by_parameter_order=True),
