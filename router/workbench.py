@@ -17,7 +17,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from router.adapters.orm import ExceptionRow, utcnow
+from router.adapters.orm import ExceptionRow, RemitClaimRow, RemittanceRow, utcnow
 from router.adapters.workbench import ClaimRef, WorkbenchRepository
 from router.domain import events
 from router.domain.errors import DomainViolation
@@ -25,8 +25,9 @@ from router.domain.exceptions import ExceptionType
 from router.domain.ledger import EntryKind, LedgerEntry, Responsibility, transfer_legs
 from router.domain.money import ZERO, fmt, from_cents, to_cents
 from router.domain.posting import PostingPolicy, post_claim
-from router.domain.remittance import Remittance
+from router.domain.remittance import RemitClaim, Remittance
 from router.domain.workbench import (
+    AcceptDenial,
     Action,
     AddNote,
     AssignException,
@@ -90,17 +91,39 @@ def match_exception(cmd: MatchException, uow: UnitOfWork, policy: PostingPolicy)
         raise DomainViolation(f"exception #{row.id} ({row.type}) is not an unmatched remittance claim")
     if remit_claim.claim_id is not None:
         raise DomainViolation(f"remittance claim {remit_claim.pcn!r} is already matched")
-    if cmd.remit_claim.pcn != remit_claim.pcn or to_cents(cmd.remit_claim.paid) != remit_claim.paid_cents:
-        raise DomainViolation("the remittance claim sent is not the one held by this exception")
     claim = repo.claim_by_key(cmd.claim_key)
     if claim is None:
         raise DomainViolation(f"no claim {cmd.claim_key!r}", location="claim_key")
     uow.lock_accounts([claim.account])
+    return _post_held(cmd, cmd.remit_claim, uow, repo, row, remit_claim, remittance, claim, policy, Action.MATCH,
+                      f"matched to claim {claim.key}")
+
+
+def accept_denial(cmd: AcceptDenial, uow: UnitOfWork, policy: PostingPolicy) -> Sequence[events.Event]:
+    """Post a held denial as adjudicated: staff will not appeal it. Before this the cash a partly paid denial
+    held could never be released (a write-off left it held and the remittance 'partial' for good)."""
+    repo, row = _locked(cmd, uow, OPEN)
+    remit_claim, remittance = repo.remit_claim(row), repo.remittance(row)
+    if row.type != ExceptionType.DENIAL or not row.held or remit_claim is None or remittance is None:
+        raise DomainViolation(f"exception #{row.id} ({row.type}) is not a held denial")
+    claim = _claim(repo, row, uow)
+    return _post_held(cmd, cmd.remit_claim, uow, repo, row, remit_claim, remittance, claim, policy,
+                      Action.ACCEPT_DENIAL, "denial accepted: posted as the payer adjudicated it", accept_denial=True)
+
+
+def _post_held(cmd: ExceptionCommand, sent: RemitClaim, uow: UnitOfWork, repo: WorkbenchRepository,
+               row: ExceptionRow, remit_claim: RemitClaimRow, remittance: RemittanceRow, claim: ClaimRef,
+               policy: PostingPolicy, action: Action, resolution: str, *,
+               accept_denial: bool = False) -> Sequence[events.Event]:
+    """Post the remittance claim an exception holds to ``claim`` by the automatic posting rules, moving its
+    cash from held to posted, and resolve the exception."""
+    if sent.pcn != remit_claim.pcn or to_cents(sent.paid) != remit_claim.paid_cents:
+        raise DomainViolation("the remittance claim sent is not the one held by this exception")
     remit = Remittance(remittance.payer_id, remittance.payer_name, remittance.payee_id, remittance.payee_name,
                        remittance.trace_number, from_cents(remittance.payment_cents), remittance.method,
-                       remittance.payment_date, claims=(cmd.remit_claim,), control_number=remittance.control_number)
+                       remittance.payment_date, claims=(sent,), control_number=remittance.control_number)
     state = uow.remittances.states([claim.id])[claim.id]
-    result = post_claim(remit, remit_claim.seq, cmd.remit_claim, state, cmd.source_id, policy)
+    result = post_claim(remit, remit_claim.seq, sent, state, cmd.source_id, policy, accept_denial=accept_denial)
     if result.outcome == "held":
         reason = result.exceptions[0].reason if result.exceptions else "it would be held again"
         raise DomainViolation(f"claim {claim.key} cannot take this payment: {reason}", location="claim_key")
@@ -114,10 +137,10 @@ def match_exception(cmd: MatchException, uow: UnitOfWork, policy: PostingPolicy)
     remittance.status = "partial" if remittance.held_cents else "posted"
     remit_claim.claim_id, remit_claim.outcome = claim.id, result.outcome
     row.account, row.held = claim.account, False
-    _resolve(row, f"matched to claim {claim.key}")
-    repo.record(row.id, cmd.source_id, Action.MATCH, cmd.actor, result.posted, detail=f"claim={claim.key}",
+    _resolve(row, resolution)
+    repo.record(row.id, cmd.source_id, action, cmd.actor, result.posted, detail=f"claim={claim.key}",
                 origin=cmd.origin)
-    return [_acted(cmd, row, Action.MATCH, result.posted, claim),
+    return [_acted(cmd, row, action, result.posted, claim),
             HeldClaimPosted(cmd.source_id, row.id, claim.account, claim.key, remittance.payer_id,
                             remittance.trace_number, result.posted, len(result.entries))]
 
@@ -130,6 +153,7 @@ def _within(amount: Decimal, balance: Decimal, what: str, responsibility: Respon
 
 def write_off(cmd: WriteOff, uow: UnitOfWork, policy: WorkbenchPolicy) -> Sequence[events.Event]:
     repo, row = _locked(cmd, uow, OPEN)
+    _not_holding_cash(repo, row)
     claim = _claim(repo, row, uow)
     _within(cmd.amount, repo.claim_balance(claim.id, cmd.responsibility), "write-off", cmd.responsibility)
     if cmd.amount > policy.write_off_threshold:
@@ -142,6 +166,16 @@ def write_off(cmd: WriteOff, uow: UnitOfWork, policy: WorkbenchPolicy) -> Sequen
     _resolve(row, f"written off {fmt(cmd.amount)}: {cmd.reason}")
     repo.record(row.id, cmd.source_id, Action.WRITE_OFF, cmd.actor, cmd.amount, origin=cmd.origin)
     return [_acted(cmd, row, Action.WRITE_OFF, cmd.amount, claim)]
+
+
+def _not_holding_cash(repo: WorkbenchRepository, row: ExceptionRow) -> None:
+    """A write-off settles a balance; it cannot release the payer's money an exception holds, which would
+    then stay held for good. That money is posted first (match, or accept the denial)."""
+    held = repo.remit_claim(row) if row.held else None
+    if held is not None and held.paid_cents:
+        raise DomainViolation(f"exception #{row.id} holds {fmt(from_cents(held.paid_cents))} of the payer's "
+                              "payment: post it first (match it, or accept the denial), then write off the rest",
+                              location=f"exception #{row.id}")
 
 
 def decide_write_off(cmd: DecideWriteOff, uow: UnitOfWork) -> Sequence[events.Event]:
@@ -227,6 +261,7 @@ def workbench_handlers(posting: PostingPolicy | None = None,
     return {
         AssignException: assign_exception,
         MatchException: partial(match_exception, policy=posting or PostingPolicy()),
+        AcceptDenial: partial(accept_denial, policy=posting or PostingPolicy()),
         WriteOff: partial(write_off, policy=wb),
         DecideWriteOff: decide_write_off,
         TransferToPatient: transfer_to_patient,

@@ -93,6 +93,19 @@ def denied_case(hub: Hub, uid: str, suffix: str = "D") -> Case:
     return Case(f"A{uid}", claim, exception_id, version, Decimal(0), Decimal(0), Decimal(0), trace)
 
 
+def partly_denied_case(hub: Hub, uid: str, suffix: str = "PD") -> Case:
+    """One line paid (64.00 after CO-45 20.00 and PR-2 16.00), the other denied (CO-50, nothing paid): the
+    whole claim is held as a denial, and with it the 64.00 the payer paid."""
+    claim = bill(hub, uid, suffix=suffix)
+    d = Decimal
+    lines = (LineSpec("99213", d("100.00"), (Cas("CO", "45", d("20.00")), Cas("PR", "2", d("16.00")))),
+             LineSpec("85025", d("50.00"), (Cas("CO", "50", d("50.00")),)))
+    trace = f"PD{uid}{suffix}"
+    remit(hub, ClaimSpec(claim, lines, payer_claim_number=f"I{uid}{suffix}"), trace, uid)
+    exception_id, version = exception_of(hub, trace, "denial")
+    return Case(f"A{uid}", claim, exception_id, version, d("64.00"), d("70.00"), d("16.00"), trace)
+
+
 def overpaid_case(hub: Hub, uid: str, suffix: str = "O") -> Case:
     """A claim paid twice by two remittances: the second leaves an insurance credit balance of ``paid``."""
     claim = bill(hub, uid, suffix=suffix)

@@ -42,10 +42,12 @@ router = APIRouter(include_in_schema=False)
 BillingPage = Annotated[Principal, Depends(require_page(BILLING, SUPERVISOR))]
 SupervisorPage = Annotated[Principal, Depends(require_page(SUPERVISOR))]
 BODIES: dict[str, type[BaseModel]] = {
-    "assign": wb.AssignBody, "match": wb.MatchBody, "write-off": wb.WriteOffBody, "transfer": wb.TransferBody,
+    "assign": wb.AssignBody, "match": wb.MatchBody, "accept-denial": wb.Versioned, "write-off": wb.WriteOffBody,
+    "transfer": wb.TransferBody,
     "follow-up": wb.FollowUpBody, "refund": wb.RefundBody, "note": wb.NoteBody,
 }
 DONE = {"assign": "Item claimed.", "match": "Matched and posted.", "write-off": "Write-off recorded.",
+        "accept-denial": "Denial accepted and posted as adjudicated.",
         "transfer": "Transferred to patient responsibility.", "follow-up": "Marked for follow-up.",
         "refund": "Refund posted.", "note": "Note added.", "approved": "Write-off approved and posted.",
         "rejected": "Write-off rejected; the item is open again."}

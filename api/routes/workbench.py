@@ -26,6 +26,7 @@ from router.domain.commands import Command
 from router.domain.errors import DomainViolation
 from router.domain.ledger import Responsibility
 from router.domain.workbench import (
+    AcceptDenial,
     Action,
     AddNote,
     AssignException,
@@ -157,6 +158,11 @@ def build(kind: str, exception_id: int, body: BaseModel, principal: Principal, o
         if not raw:
             raise DomainViolation(f"exception #{exception_id} holds no remittance claim to match")
         return MatchException(**common, claim_key=data["claim"], remit_claim=remit_claim_from_raw(raw))
+    if kind == "accept-denial":
+        raw = held_claim_raw(session, exception_id)
+        if not raw:
+            raise DomainViolation(f"exception #{exception_id} holds no remittance claim to post")
+        return AcceptDenial(**common, remit_claim=remit_claim_from_raw(raw))
     if kind == "write-off":
         return WriteOff(**common, amount=data["amount"], reason=data["reason"],
                         responsibility=Responsibility(data["responsibility"]))
@@ -240,6 +246,14 @@ def post_match(exception_id: int, body: MatchBody, request: Request, hub: HubDep
                principal: Billing, key: IdemKey = None) -> JSONResponse:
     """Post the held remittance claim to ``claim`` by the automatic posting rules."""
     return _act("match", _id(exception_id), body, principal, request, hub, key)
+
+
+@router.post("/api/v1/workqueue/{exception_id}/accept-denial", responses=ACTION_RESPONSES)
+def post_accept_denial(exception_id: int, body: Versioned, request: Request, hub: HubDep,
+                       principal: Billing, key: IdemKey = None) -> JSONResponse:
+    """Post a held denial as the payer adjudicated it (no appeal): its payment, CO adjustments and PR to the
+    patient post, and the cash it held counts as posted."""
+    return _act("accept-denial", _id(exception_id), body, principal, request, hub, key)
 
 
 @router.post("/api/v1/workqueue/{exception_id}/write-off", responses=ACTION_RESPONSES)

@@ -68,11 +68,12 @@ def hold(kind: ExceptionType, claim: RemitClaim, state: ClaimState | None, reaso
 
 
 def post_claim(remit: Remittance, index: int, claim: RemitClaim, state: ClaimState, key: str,
-               policy: PostingPolicy) -> ClaimPosting:
-    """Decide the ledger effect of one remittance claim matched to ``state``."""
+               policy: PostingPolicy, *, accept_denial: bool = False) -> ClaimPosting:
+    """Decide the ledger effect of one remittance claim matched to ``state``. ``accept_denial``: staff
+    decided not to contest a denial, so it posts as adjudicated (CO adjusts, PR goes to the patient)."""
     if claim.status == "22":
         return _reverse(claim, state, key, index)
-    if claim.status == "4":
+    if claim.status == "4" and not accept_denial:
         return hold(ExceptionType.DENIAL, claim, state, "CLP02=4: payer did not recognise the patient or "
                     "subscriber; check registration and eligibility", index)
     if claim.status == "23":
@@ -85,7 +86,7 @@ def post_claim(remit: Remittance, index: int, claim: RemitClaim, state: ClaimSta
     if level is None:
         return hold(ExceptionType.UNKNOWN_STATUS, claim, state, f"claim status CLP02={claim.status} is not "
                     "a 5010 status the hub posts", index)
-    denial = _denial(claim)
+    denial = "" if accept_denial else _denial(claim)
     if denial:
         return hold(ExceptionType.DENIAL, claim, state, denial, index)
     if level > 1 and not any(e.coverage_seq is not None and e.coverage_seq < level

@@ -26,6 +26,7 @@ class StaleItem(DomainViolation):
 class Action(StrEnum):
     ASSIGN = "assign"
     MATCH = "match"
+    ACCEPT_DENIAL = "accept_denial"
     WRITE_OFF = "write_off"
     WRITE_OFF_REQUESTED = "write_off_requested"
     WRITE_OFF_APPROVED = "write_off_approved"
@@ -64,6 +65,14 @@ class MatchException(ExceptionCommand):
     """Post a held remittance claim against the claim staff chose (the same posting rules as automatic)."""
 
     claim_key: str
+    remit_claim: RemitClaim
+
+
+@dataclass(frozen=True)
+class AcceptDenial(ExceptionCommand):
+    """Post a held denial as the payer adjudicated it (its payment, CO adjustments, PR to the patient): staff
+    decided not to appeal. The cash it held moves to posted."""
+
     remit_claim: RemitClaim
 
 
@@ -153,7 +162,8 @@ class ExceptionActed(Event):
 
 @dataclass(frozen=True)
 class HeldClaimPosted(Event):
-    """A held remittance claim was matched by staff and posted: the outbound results of a payment."""
+    """A held remittance claim was posted by staff (matched, or a denial accepted): the outbound results of a
+    payment."""
 
     exception_id: int
     account: str

@@ -14,7 +14,7 @@ import pytest
 from auth_support import staff_client
 from fresh_db import fresh_database
 from sqlalchemy import text
-from workbench_support import balances, denied_case, overpaid_case, unmatched_case
+from workbench_support import balances, denied_case, overpaid_case, partly_denied_case, unmatched_case
 
 from api.bootstrap import Hub, build
 from api.settings import Settings
@@ -136,3 +136,20 @@ def test_every_ar_table_downloads_as_csv(own_hub: Hub, uid: str) -> None:
     assert [r["claim"] for r in queue] == [f"X{uid}"]
     page = client.get("/ui/ar", params={"as_of": "2024-06-01"})
     assert page.status_code == 200 and page.text.count("<svg") == 2
+
+
+def test_a_held_denial_is_accepted_from_its_page_and_the_write_off_refusal_says_why(hub: Hub, uid: str) -> None:
+    case = partly_denied_case(hub, uid)
+    client = staff_client(hub, "billing")
+    page = client.get(f"/ui/exceptions/{case.exception_id}").text
+    assert f'action="/ui/exceptions/{case.exception_id}/accept-denial"' in page and "Accept the denial" in page
+    refused = client.post(f"/api/v1/workqueue/{case.exception_id}/write-off",
+                          json={"version": case.version, "amount": "86.00", "reason": "denied"})
+    assert refused.status_code == 422 and "post it first" in refused.json()["detail"]
+    accepted = client.post(f"/api/v1/workqueue/{case.exception_id}/accept-denial", json={"version": case.version})
+    assert accepted.status_code == 200, accepted.text
+    assert (accepted.json()["status"], accepted.json()["events"]) == ("resolved", ["ExceptionActed", "HeldClaimPosted"])
+    assert balances(hub, case.account) == (Decimal("0.00"), case.pr)
+    assert "accept-denial" not in client.get(f"/ui/exceptions/{case.exception_id}").text
+    assert staff_client(hub, "it-ops").post(f"/api/v1/workqueue/{case.exception_id}/accept-denial",
+                                            json={"version": 2}).status_code == 403

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
-from workbench_support import balances, denied_case, overpaid_case, unmatched_case
+from workbench_support import balances, denied_case, overpaid_case, partly_denied_case, unmatched_case
 
 from api.bootstrap import Hub
 from mappings.x12.held_claim import remit_claim_from_raw
@@ -18,6 +18,7 @@ from router.domain.errors import DomainViolation
 from router.domain.ledger import Responsibility
 from router.domain.remittance import RemitClaim
 from router.domain.workbench import (
+    AcceptDenial,
     Action,
     AddNote,
     AssignException,
@@ -194,3 +195,46 @@ def test_only_an_unmatched_claim_can_be_matched(hub: Hub, uid: str) -> None:
         _bus(hub).handle(MatchException(f"wb:{uid}:m", case.exception_id, case.version, "ann", case.claim,
                                         _held_claim(hub, held.exception_id)))
     assert Responsibility.INSURANCE  # the enum the handlers post with
+
+
+def _cash(hub: Hub, trace: str) -> tuple[int, int, int, int, str]:
+    with hub.sessions() as s:
+        payment, posted, held, plb, status = s.execute(text(
+            "SELECT payment_cents, posted_cents, held_cents, plb_cents, status FROM remittances "
+            "WHERE trace_number = :t"),
+            {"t": trace}).one()
+    return payment, posted, held, plb, status
+
+
+def test_accepting_a_partly_paid_denial_posts_it_as_adjudicated_and_releases_the_held_cash(hub: Hub,
+                                                                                         uid: str) -> None:
+    case = partly_denied_case(hub, uid)
+    assert _cash(hub, case.trace)[1:3] == (0, 6400)  # all of the payment held with the denial
+    # A write-off cannot settle it: the payer's 64.00 would stay held for good.
+    with pytest.raises(DomainViolation, match=r"holds 64\.00 of the payer's payment"):
+        _bus(hub).handle(WriteOff(f"wb:{uid}:wo", case.exception_id, case.version, "ann", Decimal("150.00"),
+                                  "denied"))
+    command = AcceptDenial(f"wb:{uid}:1", case.exception_id, case.version, "ann",
+                           remit_claim=_held_claim(hub, case.exception_id))
+    outcome = _bus(hub).handle(command)
+    # insurance 150 - 64 paid - 70 CO (45 and 50) - 16 PR moved to the patient
+    assert balances(hub, case.account) == (Decimal("0.00"), case.pr)
+    assert {type(e).__name__ for e in outcome.events} == {"ExceptionActed", "HeldClaimPosted"}
+    payment, posted, held, plb, status = _cash(hub, case.trace)
+    assert (posted, held, status) == (6400, 0, "posted") and posted + held + plb == payment
+    row = _row(hub, case.exception_id)
+    assert (row["status"], row["held"]) == ("resolved", False)
+    assert _bus(hub).handle(command).duplicate  # the same form again posts nothing more
+    assert balances(hub, case.account) == (Decimal("0.00"), case.pr)
+
+
+def test_only_a_held_denial_can_be_accepted_and_a_zero_paid_one_posts_its_adjustments(hub: Hub, uid: str) -> None:
+    unmatched = unmatched_case(hub, uid)
+    with pytest.raises(DomainViolation, match="is not a held denial"):
+        _bus(hub).handle(AcceptDenial(f"wb:{uid}:u", unmatched.exception_id, unmatched.version, "ann",
+                                      remit_claim=_held_claim(hub, unmatched.exception_id)))
+    denied = denied_case(hub, uid)
+    _bus(hub).handle(AcceptDenial(f"wb:{uid}:d", denied.exception_id, denied.version, "ann",
+                                  remit_claim=_held_claim(hub, denied.exception_id)))
+    insurance, patient = balances(hub, denied.account)
+    assert (insurance, patient) == (Decimal("150.00"), Decimal("0.00"))  # the unmatched case's claim only
