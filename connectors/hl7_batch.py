@@ -61,27 +61,28 @@ class Hl7Batch:
         self.bus = bus
         self.store = store
 
+    def keep(self, items: Sequence[Inbound]) -> list[int]:
+        """Store ``items`` (none stored yet) in one transaction; their row ids, in order. The intake worker
+        keeps them before ``receive`` and remembers the ids, so a retry after a transient error (a database
+        blip while posting) does not store them again: a second row would stay 'received' for good."""
+        return [row.id for row in self._kept(items)]
+
+    def _kept(self, items: Sequence[Inbound]) -> list[StoredMessage]:
+        return self.store.store_many([to_store(item.raw, read_header(item.raw), item.channel, item.peer)
+                                      for item in items])
+
     def receive(self, items: Sequence[Inbound]) -> list[Received]:
         headers = [read_header(item.raw) for item in items]
         ids = [item.stored_id for item in items]
         done: dict[int, tuple[Hl7Outcome, PermanentError | None]] = {}
         rows = self._forwarded_rows([i for i in ids if i is not None])
+        lost = [n for n, stored_id in enumerate(ids) if stored_id is None or stored_id not in rows]
+        # Not stored yet, or named by the listener whose store then failed (it answered AE): kept here.
+        for n, row in zip(lost, self._kept([items[n] for n in lost]), strict=True):
+            ids[n], rows[row.id] = row.id, row
         for n, stored_id in enumerate(ids):
-            if stored_id is None:
-                continue
-            row = rows.get(stored_id)
-            if row is None:  # never stored: the listener's store failed after its publish (it answered AE)
-                ids[n] = None
-            elif (settled := _settled(row, headers[n])) is not None:
-                done[n] = (settled, None)
-        fresh = [n for n, stored_id in enumerate(ids) if stored_id is None]
-        kept = self.store.store_many([to_store(items[n].raw, headers[n], items[n].channel, items[n].peer)
-                                      for n in fresh])
-        for n, stored in zip(fresh, kept, strict=True):
-            ids[n] = stored.id
-            repeat = standing(stored, headers[n])
-            if repeat is not None:  # a resend (nothing to do) or a reused control id (flagged, not posted)
-                done[n] = (repeat, None)
+            if (settled := _settled(rows[_id(stored_id)], headers[n])) is not None:
+                done[n] = (settled, None)  # a resend, a reused control id (flagged, not posted), or done
 
         commands: dict[int, list[Command]] = {}
         marks: list[Mark] = []

@@ -113,6 +113,11 @@ class WorkConsumer:
         """The answer sent to the delivery's ``reply_to`` once it is settled (none by default)."""
         return None
 
+    def retry_headers(self, message: Any) -> dict[str, Any]:
+        """Headers a retried copy of ``message`` carries, so the next attempt need not redo what this one
+        kept (none by default)."""
+        return {}
+
     # lifecycle -------------------------------------------------------------------------------------
     def stop(self) -> None:
         """Stop consuming, let in-flight work finish and settle, then close (safe from a signal handler)."""
@@ -234,8 +239,13 @@ class WorkConsumer:
         return self._with_reply(verdict, message)
 
     def _with_reply(self, verdict: Verdict, message: Any) -> Verdict:
-        """A retried delivery is answered when it is finally settled, not now."""
-        reply = self.reply_of(message) if message is not None and verdict.action is not Action.RETRY else None
+        """A retried delivery is answered when it is finally settled, not now; its copy carries
+        ``retry_headers``."""
+        if message is None:
+            return verdict
+        if verdict.action is Action.RETRY:
+            return replace(verdict, headers=self.retry_headers(message) or None)
+        reply = self.reply_of(message)
         return replace(verdict, reply=reply) if reply is not None else verdict
 
     def process_many(self, deliveries: Sequence[tuple[bytes, BasicProperties]]) -> list[Verdict]:
@@ -297,8 +307,8 @@ class WorkConsumer:
             if verdict.action is Action.RETRY:
                 attempt = attempt_of(properties)
                 _, wait_queue = self.queue.waits[attempt]
-                publisher.publish(self.topology.retry, wait_queue, body,
-                                  with_headers(properties, {ATTEMPT: attempt + 1, REASON: verdict.reason}))
+                publisher.publish(self.topology.retry, wait_queue, body, with_headers(
+                    properties, {**(verdict.headers or {}), ATTEMPT: attempt + 1, REASON: verdict.reason}))
             elif verdict.action is Action.PARK:
                 publisher.publish(self.topology.dead_letters, self.queue.name, body,
                                   with_headers(properties, {REASON: verdict.reason, ORIGIN_QUEUE: self.queue.name}))

@@ -41,6 +41,7 @@ class Verdict:
     action: Action
     reason: str = ""
     reply: Reply | None = None
+    headers: dict[str, Any] | None = None  # added to a retried copy: what dispatch learned (a stored row)
 
 
 def reason_of(exc: BaseException) -> str:

@@ -110,6 +110,9 @@ class IntakeConsumer(WorkConsumer):
         single = [n for n, m in enumerate(messages) if self.hl7 is not None and is_single_hl7(m.body)]
         errors: list[PermanentError | None] = [None] * len(messages)
         if self.hl7 is not None and single:
+            fresh = [n for n in single if messages[n].stored_id is None]
+            for n, row_id in zip(fresh, self.hl7.keep([Hl7Inbound(messages[n].body) for n in fresh]), strict=True):
+                messages[n].stored_id = row_id  # kept once: an attempt after a transient error reuses the row
             received = self.hl7.receive([Hl7Inbound(messages[n].body, messages[n].stored_id,
                                                     wants_ack=messages[n].wants_reply) for n in single])
             for n, got in zip(single, received, strict=True):
@@ -122,6 +125,9 @@ class IntakeConsumer(WorkConsumer):
 
     def reply_of(self, message: Inbound) -> Reply | None:
         return message.reply
+
+    def retry_headers(self, message: Inbound) -> dict[str, Any]:
+        return {STORED_ID: message.stored_id} if message.stored_id is not None else {}
 
     def _one_payload(self, message: Inbound) -> PermanentError | None:
         if detect_format(message.body) is Format.FHIR:

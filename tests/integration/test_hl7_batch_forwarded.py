@@ -1,21 +1,33 @@
 """The intake worker's side of the MLLP forwarder publishing while it stores (``Hl7Batch`` on the real
 PostgreSQL): a forwarded copy can arrive before its row is committed, after the store judged it a resend or
-a reused control id, or naming a row whose store failed. Each is handled without posting twice or losing it."""
+a reused control id, or naming a row whose store failed. Each is handled without posting twice or losing it.
+And a message an EMR published itself is stored once, however often a transient error makes the worker
+try again (``IntakeConsumer.process_many``, no broker needed)."""
 
 from __future__ import annotations
 
 import threading
 from decimal import Decimal
+from typing import Any
 
+import pika
 import pytest
 from hl7_samples import sample
+from rabbitmq_support import test_topology
+from services import amqp_url
 
 from api.bootstrap import Hub
 from connectors import hl7_batch
 from connectors.hl7_batch import Hl7Batch, Inbound
 from connectors.hl7_intake import to_store
+from connectors.intake import Intake
+from connectors.rabbitmq.consumer import Action
+from connectors.rabbitmq.publisher import STORED_ID
+from connectors.rabbitmq.workers import IntakeConsumer
 from mappings.hl7v2.ack import read_header
 from router.adapters.message_store import MessageStatus, MessageStore
+from router.bus import InProcessBus
+from router.domain.errors import StoreUnavailable
 from router.queries import account_view
 
 pytestmark = pytest.mark.integration
@@ -108,3 +120,42 @@ def test_a_copy_whose_row_never_came_is_kept_by_the_worker_and_the_senders_resen
     assert keep(store, raw, resend) is MessageStatus.DUPLICATE
     [again] = batch.receive([Inbound(raw, resend, wants_ack=False)])
     assert again.outcome.duplicate and balance(pg_hub, uid) == Decimal("220.00")
+
+
+class _Blips:
+    """The bus, with the database "away" for the first ``failures`` batches."""
+
+    def __init__(self, bus: InProcessBus, failures: int) -> None:
+        self.bus, self.failures = bus, failures
+
+    def handle_many(self, commands: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("database unavailable: a test blip")
+        return self.bus.handle_many(commands)
+
+
+def _consumer(hub: Hub, store: MessageStore, failures: int, hold_seconds: float) -> IntakeConsumer:
+    assert hub.local_bus is not None
+    return IntakeConsumer(amqp_url(), test_topology(), Intake(hub.local_bus, store),
+                          _Blips(hub.local_bus, failures), hold_seconds=hold_seconds)  # type: ignore[arg-type]
+
+
+def test_a_database_blip_while_posting_retries_without_storing_the_message_twice(
+        pg_hub: Hub, store: MessageStore, uid: str) -> None:
+    raw, props = dft(uid), pika.BasicProperties(content_type="application/hl7-v2")
+    [verdict] = _consumer(pg_hub, store, failures=1, hold_seconds=30).process_many([(raw, props)])
+    assert verdict.action is Action.ACK and balance(pg_hub, uid) == Decimal("220.00")
+    [row] = store.search(control_id=f"F{uid}")  # one row: before, the first attempt's stayed 'received'
+    assert row.status is MessageStatus.PROCESSED
+
+
+def test_a_retried_copy_names_the_row_its_first_attempt_kept(pg_hub: Hub, store: MessageStore, uid: str) -> None:
+    raw, props = dft(uid), pika.BasicProperties(content_type="application/hl7-v2")
+    [verdict] = _consumer(pg_hub, store, failures=10**6, hold_seconds=0.3).process_many([(raw, props)])
+    [kept] = store.search(control_id=f"F{uid}")
+    assert verdict.action is Action.RETRY and verdict.headers == {STORED_ID: kept.id}
+    again = pika.BasicProperties(content_type="application/hl7-v2", headers=verdict.headers)  # the retried copy
+    [verdict] = _consumer(pg_hub, store, failures=0, hold_seconds=30).process_many([(raw, again)])
+    assert verdict.action is Action.ACK and balance(pg_hub, uid) == Decimal("220.00")
+    assert [(m.id, m.status) for m in store.search(control_id=f"F{uid}")] == [(kept.id, MessageStatus.PROCESSED)]
