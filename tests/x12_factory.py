@@ -37,6 +37,7 @@ class LineSpec:
     control: str = ""  # REF*6R
     units: str = "1"
     modifiers: tuple[str, ...] = ()
+    remarks: tuple[str, ...] = ()  # LQ*HE line-level RARCs
 
     @property
     def paid(self) -> Decimal:
@@ -162,6 +163,8 @@ def claim_segments(claim: ClaimSpec) -> Iterator[Seg]:
         yield from _cas_segments(ln.adjustments)
         if ln.control:
             yield ["REF", "6R", ln.control]
+        for remark in ln.remarks:
+            yield ["LQ", "HE", remark]
 
 
 def transaction_segments(remit: RemittanceSpec) -> Iterator[Seg]:

@@ -9,7 +9,9 @@ Built from the remittance claim row (CLP01/02/03/04/07) and the ledger entries i
   code (system X12 claim adjustment group codes); ``reason`` is the CARC (X12 CARC system). An amount is the
   adjustment's effect on insurance A/R as the 835 states it (positive reduces the payment); a transfer to
   the patient counts once (its insurance leg); reversals carry negated amounts;
-- claim-level CAS and payments (no billed line) go to the header ``adjudication``.
+- claim-level CAS and payments (no billed line) go to the header ``adjudication``;
+- remark codes (RARCs) become ``processNote`` entries ("{code}: {description}"); a line's (LQ*HE) are linked
+  from its item by ``noteNumber``.
 Patient, claim, payer and payee are logical references by identifier (``{base}:account`` etc.).
 """
 
@@ -19,6 +21,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+from router.domain.codes import RARC, describe
 from router.domain.ledger import CHARGE_KINDS, EntryKind, Responsibility
 from router.domain.money import ZERO
 from router.domain.results import ClaimResult, PostedEntry, RemittanceResult
@@ -92,7 +95,7 @@ def claim_response(remit: RemittanceResult, claim: ClaimResult, identifier: dict
         "item": [{"itemSequence": n, "adjudication": adjudications(es, es[0].line_charge)}
                  for n, es in sorted(lines.items())],
     })
-    return _finish(doc, header)
+    return _finish(doc, header, _notes(remit, claim))
 
 
 def explanation_of_benefit(remit: RemittanceResult, claim: ClaimResult, identifier: dict[str, Any], base: str,
@@ -108,7 +111,7 @@ def explanation_of_benefit(remit: RemittanceResult, claim: ClaimResult, identifi
                                                                   "code": first[n].procedure or "unknown"}]},
                   "adjudication": adjudications(es, es[0].line_charge)} for n, es in sorted(lines.items())],
     })
-    return _finish(doc, header)
+    return _finish(doc, header, _notes(remit, claim))
 
 
 def _adjudicated(resource_type: str, remit: RemittanceResult, claim: ClaimResult, identifier: dict[str, Any],
@@ -126,10 +129,31 @@ def _adjudicated(resource_type: str, remit: RemittanceResult, claim: ClaimResult
     }
 
 
-def _finish(doc: dict[str, Any], header: list[PostedEntry]) -> dict[str, Any]:
-    """Claim-level adjudication when there is any; no empty ``item`` list (FHIR forbids empty arrays)."""
+def _notes(remit: RemittanceResult, claim: ClaimResult) -> tuple[list[dict[str, Any]], dict[int, list[int]]]:
+    """``processNote`` for each RARC (numbered once per code), and the note numbers per charge line."""
+    numbers: dict[str, int] = {}
+    by_line: dict[int, list[int]] = defaultdict(list)
+    for entry, codes in remit.remarks_of(claim):
+        for code in codes:
+            number = numbers.setdefault(code, len(numbers) + 1)
+            if entry is not None and entry.charge_line is not None and number not in by_line[entry.charge_line]:
+                by_line[entry.charge_line].append(number)
+    notes = [{"number": n, "type": "display", "text": f"{code}: {describe(RARC, code)}"} for code, n in numbers.items()]
+    return notes, by_line
+
+
+def _finish(doc: dict[str, Any], header: list[PostedEntry],
+            notes: tuple[list[dict[str, Any]], dict[int, list[int]]]) -> dict[str, Any]:
+    """Claim-level adjudication when there is any; remark notes; no empty ``item`` list (FHIR forbids empty
+    arrays)."""
     if header:
         doc["adjudication"] = adjudications(header, None)
+    process_notes, by_line = notes
+    for item in doc["item"]:
+        if numbers := by_line.get(item.get("itemSequence", item.get("sequence"))):
+            item["noteNumber"] = numbers
+    if process_notes:
+        doc["processNote"] = process_notes
     if not doc["item"]:
         del doc["item"]
     return doc

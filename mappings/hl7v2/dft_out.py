@@ -16,6 +16,10 @@ these postings, when the destination wants balances), then one FT1 per ledger en
 | 30  | payment reference: the check/EFT trace (TRN02) |
 | 31  | transaction reference: FT1-2 of the original charge (a reversal: FT1-2 of the entry it reverses) |
 
+A remittance's remark codes (RARCs) follow the FT1 they explain as NTE segments (the FINANCIAL group's
+NTE): ``NTE|n|O|{RARC} {description}|RE^Remark^HL70364``. A line's (LQ*HE) follow the first FT1 posted for
+that line; the claim's (MIA/MOA) follow the claim's first FT1.
+
 Sign convention (same as ``rcmhub accounts show``): negative lowers a balance (payments, adjustments,
 the leaving leg of a transfer), positive raises it (the arriving leg, refunds). A transfer to the patient
 is therefore two FT1 rows - insurance leg (FT1-14 filled) negative, patient leg positive - summing to zero,
@@ -32,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mappings.hl7v2.er7 import escape, segment
-from router.domain.codes import CARC, describe
+from router.domain.codes import CARC, RARC, describe
 from router.domain.ledger import CHARGE_KINDS, EntryKind, Responsibility
 from router.domain.money import fmt
 from router.domain.results import AccountResult, PostedEntry, Result, transaction_id
@@ -81,6 +85,7 @@ class OutboundDft:
 
 def dft_messages(result: Result, options: DftOptions, now: datetime) -> list[OutboundDft]:
     """Every DFT the event's postings need (charges are the EMR's own and are not echoed back)."""
+    notes = _remarks_by_entry(result)
     out: list[OutboundDft] = []
     for account in result.accounts:
         by_claim: dict[str | None, list[PostedEntry]] = {}
@@ -90,14 +95,27 @@ def dft_messages(result: Result, options: DftOptions, now: datetime) -> list[Out
         for claim, entries in by_claim.items():
             item = f"{result.source_id}|{account.account}|{claim or ''}"
             control = "RH" + hashlib.sha256(f"{item}|{options.trigger}".encode()).hexdigest()[:18].upper()
-            text = build_dft(account, claim, entries, options, control, now)
+            text = build_dft(account, claim, entries, options, control, now, notes)
             out.append(OutboundDft(item, control, account.account, claim, tuple(entries), text,
                                    f"DFT^{options.trigger} {len(entries)} FT1"))
     return out
 
 
+def _remarks_by_entry(result: Result) -> dict[str, tuple[str, ...]]:
+    """Each posted entry's RARCs (``RemittanceResult.remarks_of``); a claim's own go to its first entry."""
+    notes: dict[str, tuple[str, ...]] = {}
+    if result.remittance is None:
+        return notes
+    for claim in result.remittance.claims:
+        for entry, codes in result.remittance.remarks_of(claim):
+            anchor = entry or next(iter(claim.entries), None)
+            if anchor is not None:
+                notes[anchor.key] = notes.get(anchor.key, ()) + codes
+    return notes
+
+
 def build_dft(account: AccountResult, claim: str | None, entries: list[PostedEntry], options: DftOptions,
-              control_id: str, now: datetime) -> str:
+              control_id: str, now: datetime, notes: Mapping[str, tuple[str, ...]] | None = None) -> str:
     stamp = now.strftime("%Y%m%d%H%M%S")
     msh = "|".join(["MSH", "^~\\&", escape(options.sending_application), escape(options.sending_facility),
                     escape(options.receiving_application), escape(options.receiving_facility), stamp, "",
@@ -108,7 +126,11 @@ def build_dft(account: AccountResult, claim: str | None, entries: list[PostedEnt
     segments = [msh, segment("EVN", {1: options.trigger, 2: stamp}),
                 segment("PID", {1: "1", 3: escape(account.mrn or account.account), 18: escape(account.account)}),
                 segment("PV1", pv1)]
-    segments += [_ft1(n, e, options, now) for n, e in enumerate(entries, start=1)]
+    for n, e in enumerate(entries, start=1):
+        segments.append(_ft1(n, e, options, now))
+        segments += [segment("NTE", {1: str(k), 2: "O", 3: escape(f"{code} {describe(RARC, code)}"),
+                                     4: "RE^Remark^HL70364"})
+                     for k, code in enumerate((notes or {}).get(e.key, ()), start=1)]
     return "\r".join(segments) + "\r"
 
 

@@ -239,6 +239,8 @@ class RemitClaimRow(Base):
     claim_id: Mapped[int | None] = mapped_column(ForeignKey("claims.id"), index=True)
     outcome: Mapped[str] = mapped_column(String(16))  # posted, reversed, held, informational
     raw: Mapped[str] = mapped_column(Text, default="")
+    # RARCs for outbound messages: "N130 2:M80" = claim-level N130, M80 on remit line 2 (encode_remarks).
+    remarks: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class PracticeLedgerRow(Base):

@@ -47,6 +47,25 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[i:i + size]
 
 
+def encode_remarks(claim: RemitClaim) -> str:
+    """A claim's RARCs as ``remittance_claims.remarks`` keeps them: claim-level codes, then ``{line}:{code}``
+    for each remit line's (RARCs are alphanumeric, so spaces and colons cannot occur in them)."""
+    return " ".join([*claim.remarks, *(f"{line.number}:{code}" for line in claim.lines for code in line.remarks)])
+
+
+def decode_remarks(text: str) -> tuple[tuple[str, ...], tuple[tuple[int, tuple[str, ...]], ...]]:
+    """``encode_remarks`` read back: (claim-level codes, ((remit line number, its codes), ...))."""
+    claim: list[str] = []
+    lines: dict[int, list[str]] = defaultdict(list)
+    for token in text.split():
+        number, _, code = token.rpartition(":")
+        if number.isdigit():
+            lines[int(number)].append(code)
+        else:
+            claim.append(token)
+    return tuple(claim), tuple((n, tuple(codes)) for n, codes in sorted(lines.items()))
+
+
 class RemittanceRepository:
     def __init__(self, session: Session, accounts: AccountRepository | None = None,
                  claims: ClaimRepository | None = None) -> None:
@@ -188,7 +207,7 @@ class RemittanceRepository:
         values = [{"remittance_id": remittance_id, "seq": seq, "pcn": c.pcn, "status": c.status,
                    "charge_cents": to_cents(c.charge), "paid_cents": to_cents(c.paid),
                    "payer_claim_number": c.payer_claim_number, "claim_id": claim_id, "outcome": outcome,
-                   "raw": "\n".join(c.raw)} for seq, c, claim_id, outcome in rows]
+                   "raw": "\n".join(c.raw), "remarks": encode_remarks(c)} for seq, c, claim_id, outcome in rows]
         ids: dict[int, int] = {seq: row_id for row_id, seq in insert_rows(self.session, table, values, ["id", "seq"])}
         return [ids[seq] for seq, _, _, _ in rows]
 

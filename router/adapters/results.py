@@ -22,7 +22,7 @@ from router.adapters.orm import (
     RemitClaimRow,
     RemittanceRow,
 )
-from router.adapters.remittances import chunks
+from router.adapters.remittances import chunks, decode_remarks
 from router.domain.ledger import CHARGE_KINDS, Balances, EntryKind, Responsibility
 from router.domain.money import from_cents
 from router.domain.results import AccountResult, ClaimResult, PlbResult, PostedEntry, RemittanceResult, Result
@@ -50,7 +50,7 @@ def remittance_result(session: Session, source_id: str) -> RemittanceResult | No
     claim_rows = session.execute(
         select(RemitClaimRow.seq, RemitClaimRow.pcn, RemitClaimRow.status, RemitClaimRow.charge_cents,
                RemitClaimRow.paid_cents, RemitClaimRow.payer_claim_number, RemitClaimRow.outcome, ClaimRow.key,
-               AccountRow.number)
+               AccountRow.number, RemitClaimRow.remarks)
         .outerjoin(ClaimRow, ClaimRow.id == RemitClaimRow.claim_id)
         .outerjoin(AccountRow, AccountRow.id == ClaimRow.account_id)
         .where(RemitClaimRow.remittance_id == remit.id).order_by(RemitClaimRow.seq)).all()
@@ -67,8 +67,9 @@ def remittance_result(session: Session, source_id: str) -> RemittanceResult | No
     claims = tuple(ClaimResult(
         seq=seq, pcn=pcn, status=status, charge=from_cents(charge), paid=from_cents(paid),
         payer_claim_number=number, outcome=outcome, claim_key=key, account=account,
-        entries=tuple(by_source.get(f"{source_id}:{seq}", ()))) for seq, pcn, status, charge, paid, number, outcome,
-        key, account in claim_rows)
+        entries=tuple(by_source.get(f"{source_id}:{seq}", ())), remarks=claim_remarks, line_remarks=line_remarks)
+        for seq, pcn, status, charge, paid, number, outcome, key, account, (claim_remarks, line_remarks)
+        in ((*r[:9], decode_remarks(r[9])) for r in claim_rows))
     plb = tuple(PlbResult(code, ref, from_cents(cents), key) for code, ref, cents, key in session.execute(
         select(PracticeLedgerRow.code, PracticeLedgerRow.reference, PracticeLedgerRow.amount_cents, ClaimRow.key)
         .outerjoin(ClaimRow, ClaimRow.id == PracticeLedgerRow.claim_id)

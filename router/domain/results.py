@@ -90,6 +90,8 @@ class ClaimResult:
     claim_key: str | None  # the practice's claim it matched
     account: str | None
     entries: tuple[PostedEntry, ...] = ()
+    remarks: tuple[str, ...] = ()  # claim-level RARCs (MIA/MOA)
+    line_remarks: tuple[tuple[int, tuple[str, ...]], ...] = ()  # (remit line number, its LQ*HE RARCs)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,16 @@ class RemittanceResult:
     claims: tuple[ClaimResult, ...]
     plb: tuple[PlbResult, ...]
     accounts: tuple[AccountResult, ...]
+
+    def remarks_of(self, claim: ClaimResult) -> list[tuple[PostedEntry | None, tuple[str, ...]]]:
+        """The claim's RARCs, each group with the ledger entry it explains: a remit line's with the first entry
+        posted for that line (``{source}:{seq}:l{n}:``, which names its charge line), the claim's with None.
+        A line that posted nothing (held, informational) keeps its remarks at claim level."""
+        groups: list[tuple[PostedEntry | None, tuple[str, ...]]] = [(None, claim.remarks)] if claim.remarks else []
+        for number, codes in claim.line_remarks:
+            prefix = f"{self.source_id}:{claim.seq}:l{number}:"
+            groups.append((next((e for e in claim.entries if e.key.startswith(prefix)), None), codes))
+        return groups
 
 
 @dataclass(frozen=True)

@@ -121,3 +121,33 @@ def test_an_invalid_resource_is_refused_before_sending_naming_the_element() -> N
 def test_dumps_exact_writes_decimals_as_they_are() -> None:
     assert dumps_exact({"a": [D("0.10"), {"b": D("-12345678.91")}], "c": "x"}) == \
         '{"a":[0.10,{"b":-12345678.91}],"c":"x"}'
+
+
+REMARKED = RemittanceResult(**{**REMIT.__dict__, "source_id": "835", "claims": (
+    ClaimResult(1, "V1", "1", D("200.00"), D("110.00"), "ICN1", "posted", "V1", "A1", ENTRIES,
+                remarks=("MA01",), line_remarks=((1, ("N130", "M15")),)), HELD)})
+REMARKED_RESULT = Result("RemittancePosted", "835", "1234567890", (ACCOUNT,), REMARKED)
+
+
+def test_remark_codes_follow_the_ft1_they_explain_as_nte_with_their_description() -> None:
+    [message] = dft_messages(REMARKED_RESULT, DftOptions(), NOW)
+    names = [s[:3] for s in message.text.strip("\r").split("\r")]
+    # The line's RARCs after the line's first FT1 (its payment); the claim's MA01 after the claim's first FT1.
+    assert names == ["MSH", "EVN", "PID", "PV1", "FT1", "NTE", "NTE", "NTE", "FT1", "FT1", "FT1", "FT1"]
+    notes = [(str(s(1)), str(s(2)), str(s(3)), str(s(4))) for s in hl7.parse(message.text).segments("NTE")]
+    assert notes == [("1", "O", "MA01 Alert: if you do not agree with what we approved, you may appeal",
+                      "RE^Remark^HL70364"),
+                     ("2", "O", "N130 Consult plan benefit documents", "RE^Remark^HL70364"),
+                     ("3", "O", "M15 Separately billed services/tests have been bundled", "RE^Remark^HL70364")]
+    assert parse(message.text).one("FT1").get(2) == transaction_id("835:1:l1:pay")
+
+
+def test_remark_codes_become_process_notes_linked_from_their_item() -> None:
+    requests = fhir_requests(REMARKED_RESULT, FhirOptions(), NOW)
+    response = json.loads(requests[0].body)
+    assert [(n["number"], n["text"].split(":")[0]) for n in response["processNote"]] == [
+        (1, "MA01"), (2, "N130"), (3, "M15")]
+    assert response["item"][0]["noteNumber"] == [2, 3]  # charge line 1: the line's remarks, not the claim's
+    [eob, *_] = fhir_requests(REMARKED_RESULT, FhirOptions(claim_resource="ExplanationOfBenefit"), NOW)
+    resource = ExplanationOfBenefit.model_validate_json(eob.body)
+    assert [n.number for n in resource.processNote] == [1, 2, 3] and resource.item[0].noteNumber == [2, 3]
