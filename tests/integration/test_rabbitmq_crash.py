@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -100,6 +101,20 @@ class Killer:
         victim.start()
         self.kills += 1
 
+    def at_thresholds(self, progress: Callable[[], int], done: int, kills: int, timeout: float, what: str) -> None:
+        """Kill ``kills`` times as ``progress()`` passes random points of the way to ``done``, then wait for it.
+        Several points passed between two polls each get their kill, as long as work is left."""
+        points = sorted(self.rng.uniform(0.1, 0.85) * done for _ in range(kills))
+        deadline = time.monotonic() + timeout
+        while (count := progress()) < done:
+            while points and count >= points[0]:
+                points.pop(0)
+                self.kill_one()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: {count} of {done}")
+            time.sleep(0.01)
+        assert not points, f"{len(points)} kill(s) did not land while {what}"
+
 
 def test_sigkilled_workers_lose_nothing_and_post_nothing_twice(private_rabbitmq: PrivateRabbitMQ,
                                                                private_postgres: PrivatePostgres,
@@ -117,6 +132,10 @@ def test_sigkilled_workers_lose_nothing_and_post_nothing_twice(private_rabbitmq:
     with declared(url, topology) as channel:
         publisher = Publisher(url)
         bus = RabbitBus(publisher, topology)
+        # The charges are queued before the workers start: the workers post faster than one publisher
+        # confirms, so without a backlog a kill finds nothing in flight (nothing to redeliver).
+        for command in charges + resent:
+            bus.handle(command)
         routers = [Worker(f"router{i}", url, private_postgres.url, topology, tmp_path, "--role", "router",
                           "--concurrency", "4") for i in range(2)]
         intake = Worker("intake", url, private_postgres.url, topology, tmp_path, "--role", "intake",
@@ -124,16 +143,9 @@ def test_sigkilled_workers_lose_nothing_and_post_nothing_twice(private_rabbitmq:
         workers = [*routers, intake]
         killer = Killer(routers, rng)
         try:
-            # Kills at random points of the stream while it is published and posted: the workers keep up with
-            # the publisher (batches of 100), so points on the posted count could all pass between two polls.
-            stream = charges + resent
-            kill_after = set(rng.sample(range(len(stream) // 10, len(stream) * 85 // 100), KILLS_WHILE_CHARGING))
-            for n, command in enumerate(stream):
-                bus.handle(command)
-                if n in kill_after:
-                    killer.kill_one()
             charge_ids = f"hl7:{charges[0].source_id.split(':')[1]}:{uid}"  # hl7:{MSH-4}:{uid}{k}D{n}
-            wait_for(lambda: processed(hub, charge_ids) >= unique, timeout=600, what="the charges post")
+            killer.at_thresholds(lambda: processed(hub, charge_ids), unique, KILLS_WHILE_CHARGING, 600,
+                                 "the charges post")
             # The 835 files in order: the second reverses what the first paid, the third corrects it.
             kill_in = set(rng.sample(range(3), KILLS_WHILE_REMITTING))
             for round_ in range(3):
