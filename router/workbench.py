@@ -66,7 +66,18 @@ def _claim(repo: WorkbenchRepository, row: ExceptionRow, uow: UnitOfWork) -> Cla
 
 
 def _resolve(row: ExceptionRow, resolution: str) -> None:
+    _not_holding_cash(row)
     row.status, row.resolved_at, row.resolution = RESOLVED, utcnow(), resolution
+
+
+def _not_holding_cash(row: ExceptionRow) -> None:
+    """An item that still holds the payer's money (``held``, ``amount``) cannot be resolved by a write-off,
+    transfer, refund or follow-up: nothing could post that money afterwards, and the remittance would stay
+    'partial' for good. It is posted first (match, or accept the denial), which clears ``held``."""
+    if row.held and row.amount_cents:
+        raise DomainViolation(f"exception #{row.id} holds {fmt(from_cents(row.amount_cents))} of the payer's "
+                              "payment: post it first (match it, or accept the denial), then settle the rest",
+                              location=f"exception #{row.id}")
 
 
 def _acted(cmd: ExceptionCommand, row: ExceptionRow, action: Action, amount: Decimal = ZERO,
@@ -153,7 +164,7 @@ def _within(amount: Decimal, balance: Decimal, what: str, responsibility: Respon
 
 def write_off(cmd: WriteOff, uow: UnitOfWork, policy: WorkbenchPolicy) -> Sequence[events.Event]:
     repo, row = _locked(cmd, uow, OPEN)
-    _not_holding_cash(repo, row)
+    _not_holding_cash(row)  # now, not only at _resolve: a write-off over the threshold waits for approval
     claim = _claim(repo, row, uow)
     _within(cmd.amount, repo.claim_balance(claim.id, cmd.responsibility), "write-off", cmd.responsibility)
     if cmd.amount > policy.write_off_threshold:
@@ -166,16 +177,6 @@ def write_off(cmd: WriteOff, uow: UnitOfWork, policy: WorkbenchPolicy) -> Sequen
     _resolve(row, f"written off {fmt(cmd.amount)}: {cmd.reason}")
     repo.record(row.id, cmd.source_id, Action.WRITE_OFF, cmd.actor, cmd.amount, origin=cmd.origin)
     return [_acted(cmd, row, Action.WRITE_OFF, cmd.amount, claim)]
-
-
-def _not_holding_cash(repo: WorkbenchRepository, row: ExceptionRow) -> None:
-    """A write-off settles a balance; it cannot release the payer's money an exception holds, which would
-    then stay held for good. That money is posted first (match, or accept the denial)."""
-    held = repo.remit_claim(row) if row.held else None
-    if held is not None and held.paid_cents:
-        raise DomainViolation(f"exception #{row.id} holds {fmt(from_cents(held.paid_cents))} of the payer's "
-                              "payment: post it first (match it, or accept the denial), then write off the rest",
-                              location=f"exception #{row.id}")
 
 
 def decide_write_off(cmd: DecideWriteOff, uow: UnitOfWork) -> Sequence[events.Event]:

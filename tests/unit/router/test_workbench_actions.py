@@ -214,6 +214,11 @@ def test_accepting_a_partly_paid_denial_posts_it_as_adjudicated_and_releases_the
     with pytest.raises(DomainViolation, match=r"holds 64\.00 of the payer's payment"):
         _bus(hub).handle(WriteOff(f"wb:{uid}:wo", case.exception_id, case.version, "ann", Decimal("150.00"),
                                   "denied"))
+    # Nor can any other action that resolves the item (a transfer, an appeal).
+    with pytest.raises(DomainViolation, match=r"holds 64\.00 of the payer's payment"):
+        _bus(hub).handle(TransferToPatient(f"wb:{uid}:tr", case.exception_id, case.version, "ann", Decimal("10.00")))
+    with pytest.raises(DomainViolation, match=r"holds 64\.00 of the payer's payment"):
+        _bus(hub).handle(MarkForFollowUp(f"wb:{uid}:fu", case.exception_id, case.version, "ann", Action.APPEAL))
     command = AcceptDenial(f"wb:{uid}:1", case.exception_id, case.version, "ann",
                            remit_claim=_held_claim(hub, case.exception_id))
     outcome = _bus(hub).handle(command)
