@@ -124,7 +124,8 @@ class Hl7Batch:
                 for n, (outcome, error) in sorted(done.items())]
 
     def _forwarded_rows(self, ids: list[int]) -> dict[int, StoredMessage]:
-        """The rows the MLLP listener named, waiting (``ROW_WAITS``) for those not committed yet."""
+        """The stored rows of ``ids`` (named by the MLLP listener, or kept by this worker beforehand), waiting
+        (``ROW_WAITS``) for those not committed yet."""
         found = self.store.get_many(ids)
         for delay in ROW_WAITS:
             if len(found) == len(set(ids)):

@@ -145,7 +145,7 @@ class Hl7Forwarder:
                 ids = await self._reserved(len(batch))
                 if ids is not None:  # the frames MSH did not reject go to the broker while they are stored
                     early = asyncio.create_task(self._publish(
-                        [(f.payload, item, row_id) for f, item, row_id in zip(batch, items, ids, strict=True)
+                        [(item, row_id) for f, item, row_id in zip(batch, items, ids, strict=True)
                          if f.error is None]))
                 stored = await asyncio.to_thread(self.store.store_many, items, ids)
             finally:
@@ -160,7 +160,7 @@ class Hl7Forwarder:
                 if early is not None:
                     await early
                 else:
-                    await self._publish([(frame.payload, item, row.id) for frame, item, row in accepted])
+                    await self._publish([(item, row.id) for _, item, row in accepted])
             except BrokerUnavailable as exc:
                 for frame, _, _ in accepted:
                     self._answer(frame, Verdict.RETRY, error_of(exc))
@@ -185,13 +185,14 @@ class Hl7Forwarder:
                 with contextlib.suppress(Exception):
                     await early
 
-    async def _publish(self, messages: list[tuple[bytes, NewMessage, int]]) -> None:
+    async def _publish(self, messages: list[tuple[NewMessage, int]]) -> None:
+        """Each kept message raw, naming its row, confirmed by the broker."""
         if messages:
             await self.publisher.publish_many([
-                Publication(self.queue.exchange, self.queue.routing_key, payload,
+                Publication(self.queue.exchange, self.queue.routing_key, item.raw,
                             raw_properties(er7.MEDIA_TYPE, item.message_type, item.digest or "", item.control_id,
                                            row_id))
-                for payload, item, row_id in messages])
+                for item, row_id in messages])
 
     async def _reserved(self, count: int) -> list[int] | None:
         """Row ids for a batch from the ones reserved ahead (``RESERVE`` at a time: one round trip per block,

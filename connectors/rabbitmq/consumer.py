@@ -236,9 +236,9 @@ class WorkConsumer:
             verdict = Verdict(Action.ACK)
         except Exception as exc:
             verdict = self.verdict_for(exc, properties)
-        return self._with_reply(verdict, message)
+        return self._settling(verdict, message)
 
-    def _with_reply(self, verdict: Verdict, message: Any) -> Verdict:
+    def _settling(self, verdict: Verdict, message: Any) -> Verdict:
         """A retried delivery is answered when it is finally settled, not now; its copy carries
         ``retry_headers``."""
         if message is None:
@@ -272,7 +272,7 @@ class WorkConsumer:
         for slot, message, result in zip(slots, messages, results, strict=True):
             if result is not None:
                 verdicts[slot] = self.verdict_for(result, deliveries[slot][1])
-            verdicts[slot] = self._with_reply(verdicts[slot], message)
+            verdicts[slot] = self._settling(verdicts[slot], message)
         return verdicts
 
     def verdict_for(self, exc: Exception, properties: BasicProperties) -> Verdict:

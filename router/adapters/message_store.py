@@ -284,9 +284,7 @@ class MessageStore:
             raise translate(exc) from exc
 
     def get(self, message_id: int) -> StoredMessage | None:
-        with self.sessions() as session:
-            row = session.get(MessageRow, message_id, options=[defer(MessageRow.raw)])
-            return _view(row) if row is not None else None
+        return self.get_many([message_id]).get(message_id)
 
     def get_many(self, ids: Sequence[int]) -> dict[int, StoredMessage]:
         """The stored messages of ``ids`` that exist (committed), by id, without their raw bytes."""

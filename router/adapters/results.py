@@ -64,12 +64,13 @@ def remittance_result(session: Session, source_id: str) -> RemittanceResult | No
     for result in accounts:
         for entry in result.entries:
             by_source[source_by_key[entry.key]].append(entry)
-    claims = tuple(ClaimResult(
-        seq=seq, pcn=pcn, status=status, charge=from_cents(charge), paid=from_cents(paid),
-        payer_claim_number=number, outcome=outcome, claim_key=key, account=account,
-        entries=tuple(by_source.get(f"{source_id}:{seq}", ())), remarks=claim_remarks, line_remarks=line_remarks)
-        for seq, pcn, status, charge, paid, number, outcome, key, account, (claim_remarks, line_remarks)
-        in ((*r[:9], decode_remarks(r[9])) for r in claim_rows))
+    claims: list[ClaimResult] = []
+    for seq, pcn, status, charge, paid, number, outcome, key, account, remarks in claim_rows:
+        claim_remarks, line_remarks = decode_remarks(remarks)
+        claims.append(ClaimResult(
+            seq=seq, pcn=pcn, status=status, charge=from_cents(charge), paid=from_cents(paid),
+            payer_claim_number=number, outcome=outcome, claim_key=key, account=account,
+            entries=tuple(by_source.get(f"{source_id}:{seq}", ())), remarks=claim_remarks, line_remarks=line_remarks))
     plb = tuple(PlbResult(code, ref, from_cents(cents), key) for code, ref, cents, key in session.execute(
         select(PracticeLedgerRow.code, PracticeLedgerRow.reference, PracticeLedgerRow.amount_cents, ClaimRow.key)
         .outerjoin(ClaimRow, ClaimRow.id == PracticeLedgerRow.claim_id)
@@ -77,8 +78,8 @@ def remittance_result(session: Session, source_id: str) -> RemittanceResult | No
     return RemittanceResult(
         source_id=source_id, payer_id=remit.payer_id, payer_name=remit.payer_name, payee_id=remit.payee_id,
         payee_name=remit.payee_name, trace_number=remit.trace_number, payment_amount=from_cents(remit.payment_cents),
-        payment_method=remit.method, payment_date=remit.payment_date, status=remit.status, claims=claims, plb=plb,
-        accounts=accounts)
+        payment_method=remit.method, payment_date=remit.payment_date, status=remit.status, claims=tuple(claims),
+        plb=plb, accounts=accounts)
 
 
 def _ledger_rows(session: Session, where: Iterable[Any]) -> list[Sequence[Any]]:
